@@ -1,0 +1,1 @@
+"""Wonkalytics: LLM analytics in your own SQL database."""

@@ -1,0 +1,88 @@
+"""Shared fixtures: real databases (SQLite, PostgreSQL, MariaDB), one fresh table per test.
+
+Server URLs come from WONKALYTICS_TEST_POSTGRES_URL / WONKALYTICS_TEST_MARIADB_URL (defaults: the
+loopback servers of our CI machine). Under CI=true an unreachable server fails the test; on a laptop
+without servers those tests are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+POSTGRES_URL = os.environ.get(
+    "WONKALYTICS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+MARIADB_URL = os.environ.get("WONKALYTICS_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+SERVER_URLS = {"postgresql": POSTGRES_URL, "mariadb": MARIADB_URL}
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@cache
+def _unreachable_reason(url: str) -> str | None:
+    engine = sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+    finally:
+        engine.dispose()
+    return None
+
+
+def require_server(kind: str) -> str:
+    """Return the URL of a database server, failing (CI) or skipping (laptop) when unreachable."""
+    url = SERVER_URLS[kind]
+    reason = _unreachable_reason(url)
+    if reason is not None:
+        message = f"{kind} at {sa.make_url(url).render_as_string(hide_password=True)} unreachable: {reason}"
+        if IN_CI:
+            pytest.fail(f"CI=true and {message}")
+        pytest.skip(message + " (start the server or set WONKALYTICS_TEST_*_URL)")
+    return url
+
+
+@pytest.fixture
+def table_name() -> str:
+    """A fresh table name per test, so tests never see each other's rows."""
+    return f"wl_test_{uuid.uuid4().hex[:12]}"
+
+
+def _drop(url: str, table: str) -> None:
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.db),
+                        pytest.param("mariadb", marks=pytest.mark.db)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, table_name: str) -> Iterator[str]:
+    """A database URL for each of the three databases; the test's table is dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'wonkalytics-test.db'}"
+        return
+    url = require_server(request.param)
+    yield url
+    _drop(url, table_name)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'wonkalytics-test.db'}"
+
+
+@pytest.fixture
+def postgres_url(table_name: str) -> Iterator[str]:
+    url = require_server("postgresql")
+    yield url
+    _drop(url, table_name)
