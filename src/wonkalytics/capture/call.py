@@ -1,0 +1,135 @@
+"""One wrapped SDK call in flight: what it noted so far, and the once-only finalizer.
+
+The stream generators write into a :class:`Call` per chunk (append a string, keep a reference);
+everything else happens once, in :meth:`Call.finish`, which builds the frozen ``Interaction`` and
+hands it to the recorder. ``finish`` is reached from every exit and runs at most once.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from wonkalytics.capture.context import CallOptions
+from wonkalytics.capture.interaction import Api, Interaction, Status
+from wonkalytics.internal_errors import swallow
+
+if TYPE_CHECKING:
+    from wonkalytics.recorder import Recorder
+
+__all__ = ["Call"]
+
+_perf = time.perf_counter
+
+
+class Call:
+    """State of one call; the stream generators of ``capture.streams`` fill it in."""
+
+    __slots__ = (
+        "api", "done", "error", "finish_reason", "first_token", "last", "options", "params", "parts",
+        "provider", "recorder", "response", "start_perf", "start_time", "usage",
+    )
+
+    def __init__(
+        self, api: Api, params: Mapping[str, Any], options: CallOptions, recorder: Recorder, provider: str
+    ) -> None:
+        self.api = api
+        self.params = params
+        self.options = options
+        self.recorder = recorder
+        self.provider = provider
+        self.parts: list[str] = []
+        self.first_token: float | None = None
+        self.last: Any = None  # the last chunk seen (chat) — ids, model and fingerprint are read off it
+        self.response: Any = None  # the final response object (non-stream, or the Responses API's)
+        self.usage: Any = None
+        self.finish_reason: str | None = None
+        self.error: str | None = None
+        self.done = False
+        self.start_time = time.time()
+        self.start_perf = _perf()
+
+    @property
+    def response_id(self) -> str | None:
+        """The provider's id for this response, once a chunk or the response carried it."""
+        source = self.response if self.response is not None else self.last
+        rid = getattr(source, "id", None)
+        return rid or None
+
+    def completed(self) -> bool:
+        """True when the model finished (a finish reason or a completed response was seen)."""
+        return self.finish_reason is not None or (
+            self.api == "responses" and getattr(self.response, "status", None) == "completed"
+        )
+
+    def finish(self, status: Status, exc: BaseException | None = None) -> None:
+        """Build the interaction and queue it; at most once, never raising into the caller."""
+        if self.done:
+            return
+        self.done = True
+        try:
+            end_perf = _perf()
+            if status == "aborted" and self.completed():
+                status = "ok"  # the caller stopped right after the last token: nothing was lost
+            error = self.error
+            if exc is not None:
+                error = f"{type(exc).__name__}: {exc}"
+            self.recorder.record(self._interaction(status, error, end_perf))
+        except Exception:
+            swallow("recording an LLM call", "its row was not written")
+
+    def _interaction(self, status: Status, error: str | None, end_perf: float) -> Interaction:
+        source = self.response if self.response is not None else self.last
+        usage = self.usage if self.usage is not None else getattr(source, "usage", None)
+        prompt = _tokens(usage, "prompt_tokens", "input_tokens")
+        completion = _tokens(usage, "completion_tokens", "output_tokens")
+        total = _tokens(usage, "total_tokens", "total_tokens")
+        if total is None and prompt is not None and completion is not None:
+            total = prompt + completion
+        options = self.options
+        return Interaction(
+            api=self.api,
+            params=self.params,
+            event_id=uuid.uuid4().hex,
+            start_time=self.start_time,
+            end_time=self.start_time + (end_perf - self.start_perf),
+            status=status,
+            request=options.request,
+            identity=options.identity,
+            tags=options.tags,
+            metadata=options.metadata,
+            provider_type=self.provider,
+            response_text=self._text(),
+            response_id=self.response_id,
+            response_model=getattr(source, "model", None),
+            system_fingerprint=getattr(source, "system_fingerprint", None),
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=total,
+            error=error,
+            ttft_ms=None if self.first_token is None else (self.first_token - self.start_perf) * 1000,
+            duration_ms=(end_perf - self.start_perf) * 1000,
+        )
+
+    def _text(self) -> str:
+        if self.parts:
+            return "".join(self.parts)
+        response = self.response
+        if response is None:
+            return ""
+        if self.api == "responses":
+            return str(getattr(response, "output_text", "") or "")
+        choices = getattr(response, "choices", None) or ()
+        texts = [getattr(getattr(choice, "message", None), "content", None) for choice in choices[:1]]
+        return "".join(text for text in texts if isinstance(text, str))
+
+
+def _tokens(usage: Any, name: str, alias: str) -> int | None:
+    if usage is None:
+        return None
+    value = getattr(usage, name, None)
+    if value is None:
+        value = getattr(usage, alias, None)
+    return value if isinstance(value, int) else None

@@ -1,0 +1,186 @@
+"""``wonkalytics.wrap(client)``: the SDK client, recording every chat and Responses call.
+
+The client object given is copied (shallowly: same HTTP pool, same options) and the copy's class is
+swapped for a subclass whose ``chat`` and ``responses`` resources record. Nothing global is patched:
+other clients in the process, and the original object, are untouched. ``with_options()`` / ``copy()``
+of a wrapped client are wrapped too.
+"""
+
+from __future__ import annotations
+
+import copy as copy_module
+from functools import cache, cached_property
+from typing import Any, TypeVar
+
+from openai import AsyncAzureOpenAI, AsyncOpenAI, AsyncStream, AzureOpenAI, OpenAI, Stream
+from openai.resources.chat import AsyncChat, Chat
+from openai.resources.chat.completions import AsyncCompletions, Completions
+from openai.resources.responses import AsyncResponses, Responses
+
+from wonkalytics.capture.call import Call
+from wonkalytics.capture.interaction import Api
+from wonkalytics.capture.kwargs import split_kwargs, want_usage
+from wonkalytics.capture.streams import record_stream
+from wonkalytics.recorder import Recorder, default_recorder
+
+__all__ = ["is_wrapped", "wrap"]
+
+ClientT = TypeVar("ClientT", OpenAI, AsyncOpenAI)
+
+
+def _begin(resource: Any, api: Api, kwargs: dict[str, Any]) -> tuple[Call, bool]:
+    """Take our kwargs out and note the start; returns the call and whether a usage chunk is hidden."""
+    options = split_kwargs(kwargs)
+    hide_usage = api == "chat" and kwargs.get("stream") is True and want_usage(kwargs)
+    client = resource._client
+    recorder = client._wl_recorder or default_recorder
+    return Call(api, kwargs, options, recorder, client._wl_provider), hide_usage
+
+
+def _attach(call: Call, result: Any, hide_usage: bool) -> Any:
+    """Hand the SDK's result back: streams record as they are read, responses are recorded now."""
+    if isinstance(result, Stream | AsyncStream):
+        return record_stream(result, call, hide_usage=hide_usage)
+    if hasattr(result, "choices") or hasattr(result, "output"):
+        call.response = result
+        call.finish("ok")
+    else:
+        call.done = True  # with_raw_response / with_streaming_response: not parsed, not recorded
+    return result
+
+
+class RecordingCompletions(Completions):
+    """``chat.completions`` that records each ``create`` call (sync)."""
+
+    def create(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        call, hide_usage = _begin(self, "chat", kwargs)
+        try:
+            result = super().create(*args, **kwargs)
+        except BaseException as exc:
+            call.finish("error" if isinstance(exc, Exception) else "aborted", exc)
+            raise
+        return _attach(call, result, hide_usage)
+
+
+class AsyncRecordingCompletions(AsyncCompletions):
+    """``chat.completions`` that records each ``create`` call (async)."""
+
+    async def create(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        call, hide_usage = _begin(self, "chat", kwargs)
+        try:
+            result = await super().create(*args, **kwargs)
+        except BaseException as exc:
+            call.finish("error" if isinstance(exc, Exception) else "aborted", exc)
+            raise
+        return _attach(call, result, hide_usage)
+
+
+class RecordingResponses(Responses):
+    """``responses`` that records each ``create`` call (sync); the caller's arguments are sent as is."""
+
+    def create(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        call, _ = _begin(self, "responses", kwargs)
+        try:
+            result = super().create(*args, **kwargs)
+        except BaseException as exc:
+            call.finish("error" if isinstance(exc, Exception) else "aborted", exc)
+            raise
+        return _attach(call, result, False)
+
+
+class AsyncRecordingResponses(AsyncResponses):
+    """``responses`` that records each ``create`` call (async); the caller's arguments are sent as is."""
+
+    async def create(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        call, _ = _begin(self, "responses", kwargs)
+        try:
+            result = await super().create(*args, **kwargs)
+        except BaseException as exc:
+            call.finish("error" if isinstance(exc, Exception) else "aborted", exc)
+            raise
+        return _attach(call, result, False)
+
+
+class RecordingChat(Chat):
+    """``client.chat`` whose ``completions`` record."""
+
+    @cached_property
+    def completions(self) -> RecordingCompletions:
+        return RecordingCompletions(self._client)
+
+
+class AsyncRecordingChat(AsyncChat):
+    """``client.chat`` whose ``completions`` record (async)."""
+
+    @cached_property
+    def completions(self) -> AsyncRecordingCompletions:
+        return AsyncRecordingCompletions(self._client)
+
+
+def _copy(self: Any, *args: Any, **kwargs: Any) -> Any:
+    copied = super(type(self), self).copy(*args, **kwargs)
+    copied._wl_recorder = self._wl_recorder
+    return copied
+
+
+@cache
+def _wrapped_class(cls: type[Any]) -> type[Any]:
+    """A subclass of the client's own class with recording ``chat`` and ``responses``."""
+    is_async = issubclass(cls, AsyncOpenAI)
+    chat_cls = AsyncRecordingChat if is_async else RecordingChat
+    responses_cls = AsyncRecordingResponses if is_async else RecordingResponses
+
+    def chat(self: Any) -> Any:
+        return chat_cls(self)
+
+    def responses(self: Any) -> Any:
+        return responses_cls(self)
+
+    namespace = {
+        "__module__": cls.__module__,
+        "__doc__": cls.__doc__,
+        "_wl_wrapped": True,
+        "_wl_recorder": None,
+        "_wl_provider": "azure" if issubclass(cls, AzureOpenAI | AsyncAzureOpenAI) else "openai",
+        "chat": cached_property(chat),
+        "responses": cached_property(responses),
+        "copy": _copy,
+        "with_options": _copy,
+    }
+    return type(cls.__name__, (cls,), namespace)
+
+
+def is_wrapped(client: object) -> bool:
+    """True for a client returned by :func:`wrap`."""
+    return bool(getattr(type(client), "_wl_wrapped", False))
+
+
+def wrap(client: ClientT, *, recorder: Recorder | None = None) -> ClientT:
+    """Return ``client`` recording every ``chat.completions.create`` and ``responses.create``.
+
+    Works for ``OpenAI``, ``AsyncOpenAI``, ``AzureOpenAI`` and ``AsyncAzureOpenAI``. The result is the
+    SDK's client in every way; the calls take extra keyword arguments that never reach OpenAI:
+    ``wl_request`` (your request fields, with ``auth_info``), ``wl_identity``, ``wl_tags``,
+    ``wl_metadata``.
+
+    Example::
+
+        client = wonkalytics.wrap(openai.AsyncOpenAI())
+        stream = await client.chat.completions.create(
+            model="gpt-4o-mini", messages=messages, stream=True,
+            wl_request={"name": "Ada", "auth_info": auth_info},
+        )
+    """
+    if not isinstance(client, OpenAI | AsyncOpenAI):
+        raise TypeError(
+            f"wonkalytics.wrap() takes an openai.OpenAI / AsyncOpenAI / AzureOpenAI / AsyncAzureOpenAI "
+            f"client, not {type(client).__name__}"
+        )
+    if is_wrapped(client) and recorder is None:
+        return client
+    wrapped = copy_module.copy(client)
+    for name in ("chat", "responses"):  # resources cached on the original point at the original
+        wrapped.__dict__.pop(name, None)
+    wrapped.__class__ = _wrapped_class(type(client).__mro__[1] if is_wrapped(client) else type(client))
+    wrapped._wl_recorder = recorder  # type: ignore[attr-defined]
+    return wrapped
