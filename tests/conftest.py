@@ -86,3 +86,49 @@ def postgres_url(table_name: str) -> Iterator[str]:
     url = require_server("postgresql")
     yield url
     _drop(url, table_name)
+
+
+# -- the offline OpenAI server and a recorder writing to a throwaway database ----------------------
+
+from wonkalytics.recorder import Recorder, default_recorder  # noqa: E402
+from wonkalytics.testing import FakeOpenAI  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def fake_openai() -> Iterator[FakeOpenAI]:
+    """One offline OpenAI-compatible server for the whole run (requests are per-test via clear())."""
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(fake_openai: FakeOpenAI) -> FakeOpenAI:
+    fake_openai.clear()
+    return fake_openai
+
+
+def configure_default(url: str, table: str, spool: Path, **options: object) -> Recorder:
+    """Point the process-wide recorder at a test database (fast batching, private spool)."""
+    return default_recorder.configure(
+        database_url=url, table=table, spool_dir=str(spool), flush_interval=0.01, **options
+    )
+
+
+@pytest.fixture
+def recorder(sqlite_url: str, table_name: str, tmp_path: Path) -> Iterator[Recorder]:
+    """The default recorder, writing to a fresh SQLite table; shut down after the test."""
+    yield configure_default(sqlite_url, table_name, tmp_path / "spool")
+    default_recorder.shutdown(5)
+
+
+def read_rows(url: str, table: str, order_by: str = "start_time") -> list[dict[str, object]]:
+    """The table's rows, read back with plain SQL (not through Wonkalytics)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table(table):
+                return []
+            result = conn.execute(sa.text(f"SELECT * FROM {table} ORDER BY {order_by}"))
+            return [dict(row._mapping) for row in result]
+    finally:
+        engine.dispose()

@@ -1,1 +1,126 @@
-"""Wonkalytics: LLM analytics in your own SQL database."""
+"""Wonkalytics: LLM analytics in your own SQL database.
+
+Wrap your OpenAI client once; every chat it streams becomes one row of a table you own::
+
+    import openai, wonkalytics
+
+    wonkalytics.configure(database_url="postgresql+psycopg://app@db/analytics")
+    client = wonkalytics.wrap(openai.AsyncOpenAI())
+    stream = await client.chat.completions.create(model=..., messages=..., stream=True,
+                                                  wl_request={"name": "Ada"})
+    async for chunk in stream:  # the SDK's own chunks, unchanged
+        ...
+    wonkalytics.score(stream.response_id, 100)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wonkalytics.capture.client import is_wrapped, wrap
+from wonkalytics.capture.context import context
+from wonkalytics.capture.interaction import Interaction
+from wonkalytics.errors import (
+    ConfigurationError,
+    NoMatchingColumnsError,
+    SchemaError,
+    StoreError,
+    UnknownColumnError,
+    WonkalyticsError,
+)
+from wonkalytics.record.identity import identity_from_headers
+from wonkalytics.recorder import DEFAULT_FLUSH_TIMEOUT, Recorder, default_recorder
+from wonkalytics.settings import Settings
+
+__all__ = [
+    "ConfigurationError",
+    "Interaction",
+    "NoMatchingColumnsError",
+    "Recorder",
+    "SchemaError",
+    "Settings",
+    "StoreError",
+    "UnknownColumnError",
+    "WonkalyticsError",
+    "alog",
+    "ascore",
+    "aupdate_row_property",
+    "configure",
+    "context",
+    "flush",
+    "identity_from_headers",
+    "is_wrapped",
+    "log",
+    "score",
+    "shutdown",
+    "update_row_property",
+    "wrap",
+]
+
+__version__ = "0.1.0"
+
+
+def configure(
+    database_url: str | None = None,
+    table: str | None = None,
+    column_map: dict[str, str] | None = None,
+    durability: str | None = None,
+    spool_dir: str | None = None,
+    **options: Any,
+) -> Recorder:
+    """Configure the process-wide recorder (again: the new settings replace the old ones).
+
+    Unset arguments come from the environment (``WONKALYTICS_*``) or the defaults. Rows queued under
+    the previous configuration are written to the previous database first.
+
+    Example::
+
+        wonkalytics.configure(database_url="sqlite:///analytics.db", column_map={"response": "answer"})
+    """
+    return default_recorder.configure(
+        database_url=database_url, table=table, column_map=column_map, durability=durability,
+        spool_dir=spool_dir, **options,
+    )
+
+
+def log(**fields: Any) -> str:
+    """Queue one analytics event (``action``, ``username``, ...); returns its ``event_id``.
+
+    Example: ``wonkalytics.log(action="export_pdf", username="ada", tenant_id=tenant)``.
+    """
+    return default_recorder.log(**fields)
+
+
+async def alog(**fields: Any) -> str:
+    """Async twin of :func:`log` (never blocks the event loop)."""
+    return await default_recorder.alog(**fields)
+
+
+def flush(timeout: float | None = DEFAULT_FLUSH_TIMEOUT) -> bool:
+    """Block until queued rows are in the database; False when ``timeout`` seconds passed first."""
+    return default_recorder.flush(timeout)
+
+
+def shutdown(timeout: float | None = None) -> bool:
+    """Flush with a bounded wait and stop the writer thread (done at interpreter exit too)."""
+    return default_recorder.shutdown(timeout)
+
+
+def score(response_id: str, score: float) -> bool:
+    """Set the ``score`` of the row with ``response_id``; True when a row was updated, else False."""
+    return default_recorder.score(response_id, score)
+
+
+def update_row_property(response_id: str, name: str, value: Any) -> bool:
+    """Set column ``name`` of the row with ``response_id``; ValueError when there is no such column."""
+    return default_recorder.update_row_property(response_id, name, value)
+
+
+async def ascore(response_id: str, score: float) -> bool:
+    """Async twin of :func:`score` (the database work runs in a thread)."""
+    return await default_recorder.ascore(response_id, score)
+
+
+async def aupdate_row_property(response_id: str, name: str, value: Any) -> bool:
+    """Async twin of :func:`update_row_property` (the database work runs in a thread)."""
+    return await default_recorder.aupdate_row_property(response_id, name, value)

@@ -17,6 +17,7 @@ from typing import Any
 
 from wonkalytics.errors import StoreError
 from wonkalytics.internal_errors import log_limited
+from wonkalytics.record.columns import coerce
 from wonkalytics.record.pipeline import event_row
 from wonkalytics.settings import Settings, load_settings
 from wonkalytics.sinks.table import TableSink
@@ -123,8 +124,8 @@ class Recorder:
         row = event_row(item, now=_utcnow())
         row.setdefault("event_id", new_event_id())
         sink = self._sink_for(**connection)
-        sink.fit(row)  # a record that fits no column is a mistake: raise, do not return False
         try:
+            sink.fit(row)  # a record that fits no column is a mistake: raise, do not return False
             rejected = sink.write([row])
         except StoreError as exc:
             logger.error("wonkalytics: the analytics row was not written: %s", exc)
@@ -174,16 +175,16 @@ class Recorder:
         sink = self.sink
         column = sink.column(name)
         key_column = sink.column("response_id")
-        sink.store.check_columns([column, key_column])
-        if not self.flush(DEFAULT_FLUSH_TIMEOUT):
-            log_limited(
-                "update-before-flush", logging.WARNING,
-                "wonkalytics: rows are still queued (the database is slow or down); updating %s may "
-                "miss a row that is not written yet", column,
-            )
-        fitted = sink.fit({column: value}) if column != key_column else {column: value}
         try:
-            return sink.store.update_where(key_column, response_id, column, fitted.get(column, value))
+            sink.store.check_columns([column, key_column])  # before any SQL: names are never trusted
+            if not self.flush(DEFAULT_FLUSH_TIMEOUT):
+                log_limited(
+                    "update-before-flush", logging.WARNING,
+                    "wonkalytics: rows are still queued (the database is slow or down); updating %s may "
+                    "miss a row that is not written yet", column,
+                )
+            value = coerce(value, sink.store.columns[column])
+            return sink.store.update_where(key_column, response_id, column, value)
         except StoreError as exc:
             logger.error("wonkalytics: updating %s for response_id %r failed: %s", column, response_id, exc)
             return False

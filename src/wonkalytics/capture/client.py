@@ -34,7 +34,14 @@ def _begin(resource: Any, api: Api, kwargs: dict[str, Any]) -> tuple[Call, bool]
     hide_usage = api == "chat" and kwargs.get("stream") is True and want_usage(kwargs)
     client = resource._client
     recorder = client._wl_recorder or default_recorder
-    return Call(api, kwargs, options, recorder, client._wl_provider), hide_usage
+    # The row is built later, on the writer thread: snapshot the prompt now, because apps commonly
+    # append the answer to their messages list right after the call.
+    params = dict(kwargs)
+    for name in ("messages", "input"):
+        value = params.get(name)
+        if isinstance(value, list):
+            params[name] = list(value)
+    return Call(api, params, options, recorder, client._wl_provider), hide_usage
 
 
 def _attach(call: Call, result: Any, hide_usage: bool) -> Any:

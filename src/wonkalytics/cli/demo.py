@@ -116,7 +116,7 @@ def _show_rows(console: Console, *, limit: int) -> None:
         table.add_row(*[_cell(row.get(column)) for column in columns])
     console.print(table)
     total = store.count()
-    console.print(f"{total} rows in {store.name}; read them with plain SQL, e.g. "
+    console.print(f"{total} rows in {store.name}; read them with plain SQL, e.g. "  # noqa: S608 - shown, not run
                   f"[bold]SELECT username, status, score, response FROM {store.name}[/bold]")
 
 
