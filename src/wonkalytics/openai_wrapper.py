@@ -131,5 +131,19 @@ class OpenAIWrapper:
         cls = module.AsyncOpenAI if is_async else module.OpenAI
         return cls(api_key=self.api_key, organization=os.environ.get("OPENAI_ORG_ID"))
 
+    def close(self) -> None:
+        """Close the sync clients this wrapper made (async ones: :meth:`aclose`)."""
+        for (is_async, _), client in list(self._clients.items()):
+            if not is_async:
+                client.close()
+
+    async def aclose(self) -> None:
+        """Close every client this wrapper made, the async ones included."""
+        self.close()
+        for (is_async, _), client in list(self._clients.items()):
+            if is_async:
+                await client.close()
+        self._clients.clear()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._module, name)

@@ -91,6 +91,8 @@ def demo(
                             stream.close()
                             live.update(Text(header) + text + Text(" [closed by the user]", style="red"))
                             break
+                if not console.is_terminal:
+                    console.print()  # Live leaves the cursor after the text when not on a terminal
             if "score" in chat and stream.response_id:
                 response_ids.append((stream.response_id, chat["score"]))
         wonkalytics.log(action="demo_finished", username="demo", tenant_id="tenant-a")
@@ -107,25 +109,35 @@ def _show_rows(console: Console, *, limit: int) -> None:
 
     store = default_recorder.sink.store
     rows = store.fetch_all()[-limit:]
-    table = Table(title=f"last {len(rows)} rows of {store.name}")
-    columns = ["timestamp", "action", "username", "tenant_id", "name", "level", "status", "score",
-               "completion_tokens", "ttft_ms", "response"]
-    for column in columns:
-        table.add_column(column, overflow="fold", max_width=36 if column == "response" else None)
+    table = Table(title=f"the last {len(rows)} rows of {store.name}", expand=False)
+    for header in ("time", "who", "tenant", "app fields", "status", "score", "tokens", "ttft", "response"):
+        table.add_column(header, overflow="ellipsis", no_wrap=True, max_width=28 if header == "response" else None)
     for row in rows:
-        table.add_row(*[_cell(row.get(column)) for column in columns])
+        stamp = row.get("timestamp")
+        table.add_row(
+            stamp.strftime("%H:%M:%S") if hasattr(stamp, "strftime") else str(stamp or ""),
+            str(row.get("username") or ""),
+            str(row.get("tenant_id") or ""),
+            " ".join(str(row[k]) for k in ("name", "level", "language") if row.get(k)) or str(row.get("action") or ""),
+            str(row.get("status") or ""),
+            "" if row.get("score") is None else str(row["score"]),
+            "" if row.get("total_tokens") is None else str(row["total_tokens"]),
+            "" if row.get("ttft_ms") is None else f"{row['ttft_ms']:.0f} ms",
+            str(row.get("response") or ""),
+        )
     console.print(table)
-    total = store.count()
-    console.print(f"{total} rows in {store.name}; read them with plain SQL, e.g. "  # noqa: S608 - shown, not run
-                  f"[bold]SELECT username, status, score, response FROM {store.name}[/bold]")
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.1f}"
-    return str(value)[:120]
+    chats = [row for row in rows if row.get("status")]
+    statuses = ", ".join(f"{sum(r['status'] == s for r in chats)} {s}" for s in ("ok", "aborted", "error"))
+    scores = [row["score"] for row in chats if row.get("score") is not None]
+    console.print(
+        f"{store.count()} rows in total; this run: {len(chats)} chats ({statuses}), "
+        f"{sum(row.get('total_tokens') or 0 for row in chats)} tokens"
+        + (f", average score {sum(scores) / len(scores):.0f}" if scores else "")
+    )
+    console.print(
+        f"Read them with plain SQL, e.g. sqlite3 wonkalytics.db "
+        f"'SELECT username, status, score, response FROM {store.name}'"  # noqa: S608 - shown, not run
+    )
 
 
 __all__ = ["demo"]
