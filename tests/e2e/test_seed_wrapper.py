@@ -8,9 +8,9 @@ from typing import Any
 
 import openai as openai_module
 import pytest
+from tests.capture.test_chat import rows
 
 import wonkalytics.openai_wrapper as openai_wrapper
-from tests.capture.test_chat import rows
 from wonkalytics.analytics import score, update_row_property
 from wonkalytics.recorder import Recorder
 from wonkalytics.testing import FakeOpenAI

@@ -1,9 +1,13 @@
 """``wonkalytics.context(...)``: analytics values for every wrapped call inside a ``with`` block.
 
-A FastAPI dependency can set the caller's identity once per request instead of passing it to every
-call. Built on a ``ContextVar``, so it follows ``await``s within one task and never leaks between
-concurrent requests. Nested blocks merge (inner values win); a call's own ``wl_*`` kwargs win over
-both.
+Set the caller's identity once per request instead of passing it to every call. Built on a
+``ContextVar``, so it follows ``await``s within one task and never leaks between concurrent
+requests. Nested blocks merge (inner values win); a call's own ``wl_*`` kwargs win over both.
+
+With FastAPI, hold the block open in an ``async def`` dependency that ``yield``s (default scope):
+its exit runs after the response, so a streaming body (sse-starlette runs it in tasks of its own)
+still sees the values. A ``with`` block inside the endpoint itself has ended before the body streams;
+pass ``wl_identity=`` to the call there instead.
 """
 
 from __future__ import annotations
@@ -75,8 +79,12 @@ def context(
     if isinstance(tags, str):
         raise TypeError("wonkalytics.context(tags=...) takes a list of strings, not a single string")
     options = _current.get().merged(request, identity, tags, metadata)
+    previous = _current.get()
     token = _current.set(options)
     try:
         yield options
     finally:
-        _current.reset(token)
+        try:
+            _current.reset(token)
+        except ValueError:  # exited in another context (a sync dependency run in a worker thread)
+            _current.set(previous)
