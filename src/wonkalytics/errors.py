@@ -71,4 +71,10 @@ class NoMatchingColumnsError(SchemaError, ValueError):
 
 
 class StoreError(WonkalyticsError):
-    """The database could not be reached or refused a statement (the message hides passwords)."""
+    """The database could not be reached or refused a statement (the message hides passwords).
+
+    ``transient`` says whether retrying may help (a lost connection) or not (data the database
+    refuses); the writer retries the first kind and sets rows of the second kind aside.
+    """
+
+    transient: bool = False

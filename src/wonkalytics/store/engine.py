@@ -1,0 +1,186 @@
+"""One SQLAlchemy engine (and connection pool) per database URL per process.
+
+>>> from wonkalytics.store.engine import get_engine, safe_url
+>>> safe_url("postgresql+psycopg://app:s3cret@db.example.com/analytics")
+'postgresql+psycopg://app:***@db.example.com/analytics'
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, pool
+from sqlalchemy.engine import Engine
+
+from wonkalytics.errors import ConfigurationError
+
+__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "dispose_engines", "get_engine", "parse_url", "redact", "safe_url"]
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+"""How long an SQLite writer waits for the file lock held by another thread or process."""
+
+_SECRET_QUERY_KEY = re.compile(r"pass|pwd|secret|token|key|odbc_connect|credential", re.IGNORECASE)
+_MASK = "***"
+
+_lock = threading.Lock()
+_engines: dict[str, Engine] = {}
+
+
+def parse_url(url: str | sa.URL) -> sa.URL:
+    """Parse a database URL, raising :class:`ConfigurationError` (never echoing it) when invalid."""
+    if isinstance(url, sa.URL):
+        return url
+    try:
+        return sa.make_url(url)
+    except Exception as exc:
+        # Not chained: the parser's message may quote the string, password included.
+        raise ConfigurationError(
+            f"invalid database URL ({type(exc).__name__}); expected dialect+driver://user:password@host:port"
+            "/database, e.g. postgresql+psycopg://..., mysql+pymysql://..., mssql+pyodbc://..., "
+            "sqlite:///wonkalytics.db"
+        ) from None
+
+
+def safe_url(url: str | sa.URL) -> str:
+    """Render ``url`` with its password (and secret-looking query values) replaced by ``***``.
+
+    >>> safe_url("mssql+pyodbc://sa:pw@server/db?driver=ODBC+Driver+18+for+SQL+Server&Pwd=x")
+    'mssql+pyodbc://sa:***@server/db?Pwd=***&driver=ODBC+Driver+18+for+SQL+Server'
+    """
+    try:
+        parsed = parse_url(url)
+    except ConfigurationError:
+        return "<invalid database URL>"
+    masked = {
+        key: (_MASK if _SECRET_QUERY_KEY.search(key) else value) for key, value in parsed.query.items()
+    }
+    rendered = parsed.set(query=masked).render_as_string(hide_password=True)
+    # Query values are URL-escaped when rendered; show our mask as typed.
+    return rendered.replace("%2A%2A%2A", _MASK)
+
+
+def redact(text: str, url: str | sa.URL) -> str:
+    """Replace the password (and secret-looking query values) of ``url`` in ``text`` with ``***``.
+
+    >>> redact("login failed for s3cret", "postgresql://app:s3cret@db/x")
+    'login failed for ***'
+    """
+    try:
+        parsed = parse_url(url)
+    except ConfigurationError:
+        return text
+    secrets: list[str] = [parsed.password] if isinstance(parsed.password, str) else []
+    for key, value in parsed.query.items():
+        if _SECRET_QUERY_KEY.search(key):
+            secrets.extend([value] if isinstance(value, str) else value)
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, _MASK)
+    return text
+
+
+def _is_sqlite_memory(url: sa.URL) -> bool:
+    database = url.database or ""
+    return database in ("", ":memory:") or database.startswith("file::memory:") or (
+        url.query.get("mode") == "memory"
+    )
+
+
+def _engine_options(url: sa.URL) -> tuple[sa.URL, dict[str, Any]]:
+    backend = url.get_backend_name()
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if backend in ("mysql", "mariadb") and "charset" not in url.query:
+        # Without it the driver may talk latin1/utf8mb3 and emoji fail or turn into '?'.
+        url = url.update_query_dict({"charset": "utf8mb4"})
+    if backend == "sqlite" and _is_sqlite_memory(url):
+        # One shared connection: otherwise each thread (the writer!) would see its own empty database.
+        options["poolclass"] = pool.StaticPool
+        options["connect_args"] = {"check_same_thread": False}
+    return url, options
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take transactions away from pysqlite, which starts them lazily and never for DDL or reads: we
+    # emit BEGIN ourselves (below), so reflection reads one consistent schema and CREATE TABLE +
+    # CREATE INDEX commit together (SQLAlchemy's documented recipe for pysqlite).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        # WAL lets caller threads read and update while the writer thread appends; busy_timeout makes a
+        # second writer wait for the lock instead of failing with "database is locked".
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS:d}")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: sa.Connection) -> None:
+    # Deferred: the write lock is taken by the first INSERT/UPDATE (always our first statement in a
+    # write transaction, so busy_timeout applies), and reads never block the writer.
+    conn.exec_driver_sql("BEGIN")
+
+
+def _create_engine(url: sa.URL) -> Engine:
+    url, options = _engine_options(url)
+    try:
+        engine = sa.create_engine(url, **options)
+    except ImportError as exc:  # the driver, or a library it needs (pyodbc: libodbc / ODBC Driver 18)
+        raise ConfigurationError(
+            f"the database driver for {safe_url(url)} is not installed or cannot load ({exc}); install "
+            "it, e.g. pip install 'wonkalytics[postgres]' / '[mysql]' / '[mssql]' (plus the ODBC driver)"
+        ) from None
+    except sa.exc.SQLAlchemyError as exc:
+        detail = redact(str(exc), url)
+        raise ConfigurationError(f"cannot use database URL {safe_url(url)}: {detail}") from None
+    if engine.dialect.name == "sqlite" and not _is_sqlite_memory(url):
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def get_engine(url: str | sa.URL) -> Engine:
+    """The process-wide engine for ``url``: created on first use, then shared (thread-safe).
+
+    Engines are lazy: nothing connects until the first statement.
+
+    >>> get_engine("sqlite:///analytics.db") is get_engine("sqlite:///analytics.db")
+    True
+    """
+    parsed = parse_url(url)
+    key = parsed.render_as_string(hide_password=False)
+    with _lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = _create_engine(parsed)
+        return engine
+
+
+def dispose_engines(*, close: bool = True) -> None:
+    """Drop every pooled connection and forget all engines (tests, shutdown, after ``fork()``).
+
+    ``close=False`` leaves the sockets alone, for a child process whose connections belong to its
+    parent (done automatically after ``os.fork()``). Engines already handed out stay usable: they
+    open fresh connections when used again.
+    """
+    with _lock:
+        engines = list(_engines.values())
+        _engines.clear()
+    for engine in engines:
+        engine.dispose(close=close)
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    # The parent's lock may have been held by another thread at fork time; the child has only us.
+    _lock = threading.Lock()
+    for engine in _engines.values():
+        # close=False: those sockets belong to the parent; closing them here would break its sessions.
+        engine.dispose(close=False)
+    _engines.clear()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,363 @@
+"""Reading and writing one analytics table: reflected once, executemany inserts, bound-parameter updates.
+
+>>> store = TableStore("sqlite:///analytics.db", "wonkalytics_interactions")   # doctest: +SKIP
+>>> store.insert_many([{"event_id": "e1", "response_id": "chatcmpl-1", "model": "gpt-4o"}])  # doctest: +SKIP
+1
+>>> store.update_where("response_id", "chatcmpl-1", "score", 100)  # doctest: +SKIP
+True
+
+Every identifier that reaches SQL is a column of the reflected table (never a caller's string), and
+every value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from wonkalytics.errors import ConfigurationError, StoreError, UnknownColumnError, WonkalyticsError
+from wonkalytics.record.columns import ColumnKind
+from wonkalytics.store.dialects import InsertPlan, ddl_statements, insert_plan, on_column_reflect, unique_column
+from wonkalytics.store.engine import get_engine, parse_url, redact, safe_url
+from wonkalytics.store.failures import is_deadlock, is_transient, store_error
+from wonkalytics.store.schema import column_kind, default_table
+
+__all__ = [
+    "DEDUPE_COLUMN",
+    "TableStore",
+    "create_default_table",
+    "is_transient",
+    "parse_table_name",
+    "update_statement",
+]
+
+DEDUPE_COLUMN = "event_id"
+"""Rows whose value here already exists in the table are skipped (when the column is unique)."""
+
+_NAME_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_IN_CHUNK = 500  # SQL Server allows 2100 parameters per statement
+_DEADLOCK_ATTEMPTS = 5
+_T = TypeVar("_T")
+
+
+def parse_table_name(name: str) -> tuple[str | None, str]:
+    """Split ``"table"`` or ``"schema.table"`` into (schema, table), rejecting anything else.
+
+    >>> parse_table_name("analytics.interactions")
+    ('analytics', 'interactions')
+    """
+    parts = name.split(".") if isinstance(name, str) else []
+    if not 1 <= len(parts) <= 2 or not all(_NAME_PART.fullmatch(part) for part in parts):
+        raise ConfigurationError(
+            f"invalid table name {name!r}: use a plain identifier (letters, digits and underscores, not "
+            "starting with a digit, at most 63 characters), optionally qualified by a schema as "
+            "'schema.table'"
+        )
+    return (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
+
+
+@dataclass(frozen=True)
+class _Reflected:
+    """What one reflection taught us; replaced as a whole, so threads never see half of it."""
+
+    table: sa.Table
+    names: frozenset[str]
+    columns: dict[str, ColumnKind]
+    dedupe_on: str | None
+    plans: dict[frozenset[str], InsertPlan] = field(default_factory=dict)  # per key set
+
+
+class TableStore:
+    """One table of one database, shared by the writer thread and caller threads.
+
+    The table is reflected on first use and cached; when it is missing and ``create`` is true the
+    default table (:func:`wonkalytics.store.schema.default_table`) is created first.
+
+    >>> store = TableStore("sqlite:///analytics.db", "interactions")  # connects on first use only
+    >>> store.name
+    'interactions'
+    """
+
+    def __init__(self, url: str | sa.URL, table: str, *, create: bool = True) -> None:
+        self._schema, self._table_name = parse_table_name(table)
+        self.name = table
+        self.url = parse_url(url)
+        self._create = create
+        self._safe_url = safe_url(self.url)
+        self._lock = threading.Lock()
+        self._reflected: _Reflected | None = None
+
+    def __repr__(self) -> str:
+        return f"TableStore({self._safe_url!r}, {self.name!r})"
+
+    @property
+    def engine(self) -> Engine:
+        """The process-wide engine for this URL (looked up each time, so disposal and fork are safe)."""
+        return get_engine(self.url)
+
+    # -- reflection --------------------------------------------------------------------------------
+
+    @property
+    def table(self) -> sa.Table:
+        """The reflected table (reflected once, on first access; created first when missing)."""
+        return self._state().table
+
+    @property
+    def columns(self) -> dict[str, ColumnKind]:
+        """Writable columns and their kinds; an auto-increment key (``row_pk``) is left out.
+
+        >>> TableStore("sqlite:///analytics.db", "t").columns["score"]  # doctest: +SKIP
+        'int'
+        """
+        return dict(self._state().columns)
+
+    def check_columns(self, names: Iterable[str]) -> None:
+        """Raise :class:`UnknownColumnError` for the first name that is not a column of the table."""
+        state = self._state()
+        for name in names:
+            if not isinstance(name, str) or name not in state.names:
+                raise UnknownColumnError(str(name), self.name, state.names)
+
+    def _state(self) -> _Reflected:
+        state = self._reflected
+        if state is None:
+            with self._lock:
+                if self._reflected is None:
+                    self._reflected = self._load()
+                state = self._reflected
+        return state
+
+    def _load(self) -> _Reflected:
+        try:
+            table = self._reflect()
+        except sa.exc.NoSuchTableError:
+            if not self._create:
+                raise StoreError(
+                    f"table {self.name!r} does not exist at {self._safe_url}; create it with "
+                    "`wonkalytics init`, or let Wonkalytics create it (create_table=True)"
+                ) from None
+            self._create_default()
+            table = self._reflect()
+        auto = table.autoincrement_column
+        return _Reflected(
+            table=table,
+            names=frozenset(c.name for c in table.columns),
+            columns={c.name: column_kind(c.type) for c in table.columns if c is not auto},
+            dedupe_on=self._unique_column(table),
+        )
+
+    def _reflect(self) -> sa.Table:
+        with self._errors("reflect"):
+            return sa.Table(
+                self._table_name,
+                sa.MetaData(),
+                schema=self._schema,
+                autoload_with=self.engine,
+                resolve_fks=False,
+                listeners=[("column_reflect", on_column_reflect)],
+            )
+
+    def _unique_column(self, table: sa.Table) -> str | None:
+        with self._errors("reflect"):
+            return unique_column(table, DEDUPE_COLUMN, self.engine)
+
+    # -- creating ----------------------------------------------------------------------------------
+
+    def create_table(self) -> bool:
+        """Create the default table (with its indexes) unless it exists; True when it was created."""
+        created = self._create_default()
+        if created:
+            with self._lock:
+                self._reflected = None
+        return created
+
+    def _create_default(self) -> bool:
+        engine = self.engine
+        with self._errors("create"):
+            if sa.inspect(engine).has_table(self._table_name, schema=self._schema):
+                return False
+            try:
+                default_table(self._table_name, schema=self._schema).create(engine, checkfirst=False)
+            except sa.exc.DBAPIError:
+                # Another process (or thread) may have created it since we looked: that is success.
+                if sa.inspect(engine).has_table(self._table_name, schema=self._schema):
+                    return False
+                raise
+            return True
+
+    def ddl(self, dialect: str) -> str:
+        """CREATE TABLE and CREATE INDEX statements of the default table, without connecting.
+
+        ``dialect``: "sqlite", "postgresql", "mysql", "mariadb" or "mssql".
+
+        >>> print(TableStore("sqlite://", "t").ddl("mssql").splitlines()[-1])
+        CREATE UNIQUE INDEX ux_t_event_id ON t (event_id) WHERE event_id IS NOT NULL;
+        """
+        table = default_table(self._table_name, schema=self._schema)
+        return "\n\n".join(f"{statement};" for statement in ddl_statements(table, dialect)) + "\n"
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def insert_many(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Insert rows in one transaction; returns how many were inserted (best effort).
+
+        Rows are grouped by their set of keys and each group is one ``executemany``. When the table
+        has a unique ``event_id``, a row whose event_id already exists is skipped (retries are safe).
+        Every key must be a column of the table (:class:`UnknownColumnError` otherwise, before any SQL).
+        """
+        if not rows:
+            return 0
+        state = self._state()
+        groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+        for row in rows:
+            for key in row:
+                if not isinstance(key, str) or key not in state.names:
+                    raise UnknownColumnError(str(key), self.name, state.names)
+            groups.setdefault(frozenset(row), []).append(dict(row))
+
+        def insert(conn: Connection) -> int:
+            return sum(
+                self._insert_group(conn, state, self._plan(conn, state, keys), group)
+                for keys, group in groups.items()
+            )
+
+        return self._transaction("insert into", insert)
+
+    def _plan(self, conn: Connection, state: _Reflected, keys: frozenset[str]) -> InsertPlan:
+        plan = state.plans.get(keys)
+        if plan is None:  # two threads may both build it: harmless, the plans are equal
+            plan = state.plans[keys] = insert_plan(state.table, keys, conn.dialect, state.dedupe_on)
+        return plan
+
+    def _insert_group(
+        self, conn: Connection, state: _Reflected, plan: InsertPlan, group: list[dict[str, Any]]
+    ) -> int:
+        if plan.count == "preselect":
+            assert state.dedupe_on is not None
+            column = state.table.c[state.dedupe_on]
+            keys = {row[state.dedupe_on] for row in group if row[state.dedupe_on] is not None}
+            existing: set[Any] = set()
+            ordered = list(keys)
+            for start in range(0, len(ordered), _IN_CHUNK):
+                chunk = ordered[start : start + _IN_CHUNK]
+                existing.update(conn.scalars(sa.select(column).where(column.in_(chunk))))
+            conn.execute(plan.statement, group)
+            without_key = sum(1 for row in group if row[state.dedupe_on] is None)
+            return without_key + len(keys - existing)
+        result = conn.execute(plan.statement, group)
+        if plan.count == "returning":
+            return len(result.all())
+        if plan.count == "rowcount" and result.rowcount >= 0:
+            return result.rowcount
+        return len(group)
+
+    def update_where(self, key_column: str, key_value: Any, column: str, value: Any) -> bool:
+        """``UPDATE t SET column = :value WHERE key_column = :key``; True when a row matched.
+
+        Both names must be columns of the table (:class:`UnknownColumnError` otherwise, before any
+        SQL is built). Setting a value a row already has still counts as a match. A ``None`` key
+        matches nothing (rather than every row whose key is NULL).
+
+        >>> store.update_where("response_id", "chatcmpl-1", "score", 100)  # doctest: +SKIP
+        True
+        """
+        self.check_columns([key_column, column])
+        if key_value is None:
+            return False
+        statement = update_statement(self.table, key_column, key_value, column, value, table_name=self.name)
+        # MySQL counts matched (not changed) rows because SQLAlchemy sets CLIENT_FOUND_ROWS.
+        return self._transaction("update", lambda conn: conn.execute(statement).rowcount > 0)
+
+    # -- reading (tests, CLI) ----------------------------------------------------------------------
+
+    def count(self) -> int:
+        """Number of rows in the table."""
+        table = self.table
+        with self._errors("count rows of"), self.engine.connect() as conn:
+            return int(conn.scalar(sa.select(sa.func.count()).select_from(table)) or 0)
+
+    def fetch_all(self, order_by: str | None = None) -> list[dict[str, Any]]:
+        """Every row as a dict, ordered by ``order_by`` (a column) or else by the primary key."""
+        table = self.table
+        if order_by is not None:
+            self.check_columns([order_by])
+        order = [table.c[order_by]] if order_by is not None else list(table.primary_key.columns)
+        with self._errors("read"), self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(sa.select(table).order_by(*order))]
+
+    # -- transactions and errors -------------------------------------------------------------------
+
+    def _transaction(self, operation: str, work: Callable[[Connection], _T]) -> _T:
+        """Run ``work`` in one transaction; rerun it when the database broke a deadlock by aborting it."""
+        with self._errors(operation):
+            for attempt in range(1, _DEADLOCK_ATTEMPTS + 1):
+                try:
+                    with self.engine.begin() as conn:
+                        return work(conn)
+                except sa.exc.DBAPIError as exc:
+                    if attempt == _DEADLOCK_ATTEMPTS or not is_deadlock(exc):
+                        raise
+                # Jitter so the two victims of a deadlock do not collide again.
+                time.sleep(random.uniform(0.005, 0.05) * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextmanager
+    def _errors(self, operation: str) -> Iterator[None]:
+        """Turn database errors into :class:`StoreError` naming the operation, table and safe URL."""
+        try:
+            yield
+        except WonkalyticsError:
+            raise
+        except sa.exc.NoSuchTableError:
+            raise
+        except sa.exc.SQLAlchemyError as exc:
+            error = store_error(f"{operation} table {self.name!r}", self.url, exc)
+            # Chain the driver's error for debugging, unless its text could carry the password.
+            if redact(str(exc), self.url) != str(exc):
+                raise error from None
+            raise error from exc
+
+
+def update_statement(
+    table: sa.Table,
+    key_column: str,
+    key_value: Any,
+    column: str,
+    value: Any,
+    *,
+    table_name: str | None = None,
+) -> sa.Update:
+    """The bound-parameter ``UPDATE table SET column = :value WHERE key_column = :key``.
+
+    Both names are looked up among the table's columns; an unknown one raises
+    :class:`UnknownColumnError` and no SQL is built from it.
+
+    >>> from wonkalytics.store.schema import default_table
+    >>> print(update_statement(default_table("t"), "response_id", "chatcmpl-1", "score", 5))
+    UPDATE t SET score=:score WHERE t.response_id = :response_id_1
+    """
+    names = {c.name for c in table.columns}
+    for name in (key_column, column):
+        if not isinstance(name, str) or name not in names:
+            raise UnknownColumnError(str(name), table_name or table.name, names)
+    if key_value is None:  # `col == None` would compile to `col IS NULL` and touch every such row
+        raise ValueError(f"no key value given for {key_column!r}: refusing to update rows where it is NULL")
+    return sa.update(table).where(table.c[key_column] == key_value).values({table.c[column]: value})
+
+
+def create_default_table(url: str | sa.URL, table: str) -> bool:
+    """Create the default table at ``url`` unless it exists; True when created, False when already there.
+
+    >>> create_default_table("sqlite:///analytics.db", "wonkalytics_interactions")  # doctest: +SKIP
+    True
+    """
+    return TableStore(url, table, create=False).create_table()
