@@ -134,10 +134,8 @@ def _show_rows(console: Console, *, limit: int) -> None:
         f"{sum(row.get('total_tokens') or 0 for row in chats)} tokens"
         + (f", average score {sum(scores) / len(scores):.0f}" if scores else "")
     )
-    console.print(
-        f"Read them with plain SQL, e.g. sqlite3 wonkalytics.db "
-        f"'SELECT username, status, score, response FROM {store.name}'"  # noqa: S608 - shown, not run
-    )
+    query = f"SELECT username, status, score, response FROM {store.name}"  # noqa: S608 - printed, never run
+    console.print(f"Read them with plain SQL, e.g. sqlite3 wonkalytics.db '{query}'")
 
 
 __all__ = ["demo"]
