@@ -1,0 +1,5 @@
+"""``python -m wonkalytics.cli`` runs the ``wonkalytics`` command."""
+
+from wonkalytics.cli import main
+
+main()
