@@ -11,9 +11,9 @@ from pathlib import Path
 import openai
 import pytest
 import sqlalchemy as sa
+from tests.conftest import configure_default, read_rows
 
 import wonkalytics
-from tests.conftest import configure_default, read_rows
 from wonkalytics.recorder import Recorder, default_recorder
 from wonkalytics.testing import FakeOpenAI
 

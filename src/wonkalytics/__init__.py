@@ -20,6 +20,7 @@ from typing import Any
 from wonkalytics.capture.client import is_wrapped, wrap
 from wonkalytics.capture.context import context
 from wonkalytics.capture.interaction import Interaction
+from wonkalytics.capture.streams import response_id_of
 from wonkalytics.errors import (
     ConfigurationError,
     NoMatchingColumnsError,
@@ -51,6 +52,7 @@ __all__ = [
     "identity_from_headers",
     "is_wrapped",
     "log",
+    "response_id_of",
     "score",
     "shutdown",
     "update_row_property",

@@ -211,3 +211,12 @@ def test_unreachable_database_never_breaks_the_stream(
         default_recorder.shutdown(0.2)
     assert list((tmp_path / "spool").glob("*.jsonl"))  # kept on disk for the next start
     assert "secret-pw" not in caplog.text
+
+
+def test_response_id_of_streams_and_completions(client: openai.OpenAI, recorder: Recorder) -> None:
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    assert wonkalytics.response_id_of(stream) is None  # nothing read yet
+    chunks = list(stream)
+    assert wonkalytics.response_id_of(stream) == stream.response_id == chunks[0].id
+    completion = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert wonkalytics.response_id_of(completion) == completion.id

@@ -59,7 +59,7 @@ def _attach(call: Call, result: Any, hide_usage: bool) -> Any:
 class RecordingCompletions(Completions):
     """``chat.completions`` that records each ``create`` call (sync)."""
 
-    def create(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def create(self, *args: Any, **kwargs: Any) -> Any:
         call, hide_usage = _begin(self, "chat", kwargs)
         try:
             result = super().create(*args, **kwargs)
@@ -72,7 +72,7 @@ class RecordingCompletions(Completions):
 class AsyncRecordingCompletions(AsyncCompletions):
     """``chat.completions`` that records each ``create`` call (async)."""
 
-    async def create(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    async def create(self, *args: Any, **kwargs: Any) -> Any:
         call, hide_usage = _begin(self, "chat", kwargs)
         try:
             result = await super().create(*args, **kwargs)
@@ -85,7 +85,7 @@ class AsyncRecordingCompletions(AsyncCompletions):
 class RecordingResponses(Responses):
     """``responses`` that records each ``create`` call (sync); the caller's arguments are sent as is."""
 
-    def create(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def create(self, *args: Any, **kwargs: Any) -> Any:
         call, _ = _begin(self, "responses", kwargs)
         try:
             result = super().create(*args, **kwargs)
@@ -98,7 +98,7 @@ class RecordingResponses(Responses):
 class AsyncRecordingResponses(AsyncResponses):
     """``responses`` that records each ``create`` call (async); the caller's arguments are sent as is."""
 
-    async def create(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    async def create(self, *args: Any, **kwargs: Any) -> Any:
         call, _ = _begin(self, "responses", kwargs)
         try:
             result = await super().create(*args, **kwargs)

@@ -19,7 +19,7 @@ from openai import AsyncStream, Stream
 
 from wonkalytics.capture.call import Call
 
-__all__ = ["record_stream"]
+__all__ = ["record_stream", "response_id_of"]
 
 _perf = time.perf_counter
 
@@ -156,7 +156,7 @@ def _finish_on_collect(self: Any) -> None:
 
 
 @cache
-def _recording_class(stream_cls: type[Any]) -> type[Any]:
+def _recording_class(stream_cls: Any) -> type[Any]:
     """A subclass of the SDK's stream class that records when the caller closes it early.
 
     A single base with no new storage, so the SDK's stream object can take this class in place
@@ -201,5 +201,19 @@ def record_stream(stream: Any, call: Call, *, hide_usage: bool) -> Any:
     else:
         raise TypeError(f"not an SDK stream: {type(stream).__name__}")
     stream._wl_call = call
-    stream.__class__ = _recording_class(type(stream))
+    stream.__class__ = _recording_class(stream.__class__)
     return stream
+
+
+def response_id_of(result: object) -> str | None:
+    """The response id of a wrapped stream, a ``ChatCompletion`` or a ``Response``; None before it is known.
+
+    The typed spelling of ``stream.response_id`` (the SDK's stubs don't know that attribute)::
+
+        await wonkalytics.ascore(wonkalytics.response_id_of(stream), 100)
+    """
+    call = getattr(result, "_wl_call", None)
+    if isinstance(call, Call):
+        return call.response_id
+    rid = getattr(result, "id", None)
+    return rid if isinstance(rid, str) and rid else None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -70,14 +71,14 @@ def demo(
             identity = chat.get("identity") or wonkalytics.identity_from_headers(
                 {"X-MS-CLIENT-PRINCIPAL": base64.b64encode(json.dumps(chat["principal"]).encode()).decode()}
             )
-            with wonkalytics.context(identity=identity, tags=chat["tags"]):
+            # context() is the typed way to pass our fields (the SDK's signatures don't know wl_* kwargs)
+            with wonkalytics.context(identity=identity, tags=chat["tags"], request=chat["request"]):
                 stream = client.chat.completions.create(
                     model="gpt-4o-mini",
                     messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": chat["question"]}],
                     temperature=0.7,
                     max_tokens=256,
                     stream=True,
-                    wl_request=chat["request"],
                     extra_body=Scenario(chunks=chunks, delay_ms=delay_ms).extra_body(),
                 )
                 text = Text()
@@ -93,8 +94,9 @@ def demo(
                             break
                 if not console.is_terminal:
                     console.print()  # Live leaves the cursor after the text when not on a terminal
-            if "score" in chat and stream.response_id:
-                response_ids.append((stream.response_id, chat["score"]))
+            response_id = wonkalytics.response_id_of(stream)
+            if "score" in chat and response_id:
+                response_ids.append((response_id, chat["score"]))
         wonkalytics.log(action="demo_finished", username="demo", tenant_id="tenant-a")
         for response_id, value in response_ids:
             wonkalytics.score(response_id, value)  # waits for the row to be written first
@@ -115,7 +117,7 @@ def _show_rows(console: Console, *, limit: int) -> None:
     for row in rows:
         stamp = row.get("timestamp")
         table.add_row(
-            stamp.strftime("%H:%M:%S") if hasattr(stamp, "strftime") else str(stamp or ""),
+            stamp.strftime("%H:%M:%S") if isinstance(stamp, datetime) else str(stamp or ""),
             str(row.get("username") or ""),
             str(row.get("tenant_id") or ""),
             " ".join(str(row[k]) for k in ("name", "level", "language") if row.get(k)) or str(row.get("action") or ""),
