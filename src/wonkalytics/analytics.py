@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wonkalytics import ascore, aupdate_row_property, score, update_row_property
+from wonkalytics import ascore, aupdate_row_property
 from wonkalytics.recorder import default_recorder
 
 __all__ = ["_write_to_azure_sql", "ascore", "aupdate_row_property", "score", "update_row_property"]
@@ -35,5 +35,42 @@ def _write_to_azure_sql(
         item,
         encrypt=encrypt,
         connection_timeout=connection_timeout,
+        trust_server_certificate=trust_server_certificate,
+    )
+
+
+def score(
+    response_id: str,
+    score: float,
+    encrypt: str = "yes",
+    connection_timeout: int = 30,
+    trust_server_certificate: str = "no",
+) -> bool:
+    """Set the ``score`` of the row with ``response_id``: True when a row was updated, else False.
+
+    Rows still queued are written first, so an interaction logged a moment ago is found. Returns
+    False (and logs why) when the database fails.
+    """
+    return default_recorder.score(
+        response_id, score, encrypt=encrypt, connection_timeout=connection_timeout,
+        trust_server_certificate=trust_server_certificate,
+    )
+
+
+def update_row_property(
+    response_id: str,
+    property_name: str,
+    property_value: Any,
+    encrypt: str = "yes",
+    connection_timeout: int = 30,
+    trust_server_certificate: str = "no",
+) -> bool:
+    """Set column ``property_name`` of the row with ``response_id``; True when a row was updated.
+
+    Raises ``ValueError`` naming the column and the table when ``property_name`` is not one of the
+    table's columns (no SQL is ever built from it).
+    """
+    return default_recorder.update_row_property(
+        response_id, property_name, property_value, encrypt=encrypt, connection_timeout=connection_timeout,
         trust_server_certificate=trust_server_certificate,
     )

@@ -166,13 +166,14 @@ class Recorder:
 
     # -- updating a logged row ---------------------------------------------------------------------
 
-    def update_row_property(self, response_id: str, name: str, value: Any) -> bool:
+    def update_row_property(self, response_id: str, name: str, value: Any, **connection: Any) -> bool:
         """Set column ``name`` of the row(s) with ``response_id``; True when a row was updated.
 
         Waits (bounded) for rows still queued first, so an interaction logged a moment ago is found.
         Raises ``ValueError`` (``UnknownColumnError``) when ``name`` is not a column of the table.
+        ``connection`` takes the seed's Azure SQL options (encrypt, connection_timeout, ...).
         """
-        sink = self.sink
+        sink = self._sink_for(**connection)
         column = sink.column(name)
         key_column = sink.column("response_id")
         try:
@@ -189,9 +190,9 @@ class Recorder:
             logger.error("wonkalytics: updating %s for response_id %r failed: %s", column, response_id, exc)
             return False
 
-    def score(self, response_id: str, score: float) -> bool:
+    def score(self, response_id: str, score: float, **connection: Any) -> bool:
         """Set the ``score`` column of the row with ``response_id``; True when a row was updated."""
-        return self.update_row_property(response_id, "score", score)
+        return self.update_row_property(response_id, "score", score, **connection)
 
     async def aupdate_row_property(self, response_id: str, name: str, value: Any) -> bool:
         """Async twin of :meth:`update_row_property` (runs in a worker thread)."""

@@ -155,3 +155,16 @@ def test_sync_and_async_twins_accept_the_same_arguments(sync_cls: Any, async_cls
 def test_wrap_rejects_what_is_not_an_openai_client() -> None:
     with pytest.raises(TypeError, match=r"openai\.OpenAI"):
         wonkalytics.wrap(object())  # type: ignore[type-var]
+
+
+@pytest.mark.parametrize(("api_version", "asked"), [("2024-10-21", True), ("2024-06-01", False)])
+def test_azure_usage_chunk_only_asked_where_the_api_version_supports_it(
+    fake: FakeOpenAI, recorder: Recorder, api_version: str, asked: bool
+) -> None:
+    azure = wonkalytics.wrap(openai.AzureOpenAI(
+        azure_endpoint=fake.azure_endpoint, api_key="azure-key", api_version=api_version, max_retries=0
+    ))
+    chunks = list(azure.chat.completions.create(model="my-deployment", messages=MESSAGES, stream=True))
+    assert ("stream_options" in fake.requests[-1].body) is asked
+    assert all(chunk.choices for chunk in chunks)
+    azure.close()

@@ -186,3 +186,13 @@ def test_a_forked_child_gets_its_own_writer(tmp_path: Path, sink: ListSink) -> N
     os.close(read_end)
     assert [row["event_id"] for row in sink.rows] == ["parent"]
     writer.shutdown(5)
+
+
+def test_rows_submitted_after_shutdown_are_still_written(tmp_path: Path, sink: ListSink) -> None:
+    writer = make_writer(tmp_path, sink)
+    writer.submit({"event_id": "before"})
+    assert writer.shutdown(5)
+    writer.submit({"event_id": "after"})  # e.g. a stream collected after wonkalytics.shutdown()
+    assert writer.flush(10)
+    assert [row["event_id"] for row in sink.rows] == ["before", "after"]
+    writer.shutdown(5)

@@ -31,8 +31,10 @@ ClientT = TypeVar("ClientT", OpenAI, AsyncOpenAI)
 def _begin(resource: Any, api: Api, kwargs: dict[str, Any]) -> tuple[Call, bool]:
     """Take our kwargs out and note the start; returns the call and whether a usage chunk is hidden."""
     options = split_kwargs(kwargs)
-    hide_usage = api == "chat" and kwargs.get("stream") is True and want_usage(kwargs)
     client = resource._client
+    hide_usage = (
+        api == "chat" and kwargs.get("stream") is True and _usage_supported(client) and want_usage(kwargs)
+    )
     recorder = client._wl_recorder or default_recorder
     # The row is built later, on the writer thread: snapshot the prompt now, because apps commonly
     # append the answer to their messages list right after the call.
@@ -42,6 +44,17 @@ def _begin(resource: Any, api: Api, kwargs: dict[str, Any]) -> tuple[Call, bool]
         if isinstance(value, list):
             params[name] = list(value)
     return Call(api, params, options, recorder, client._wl_provider), hide_usage
+
+
+_AZURE_USAGE_SINCE = "2024-09-01"  # Azure OpenAI api-versions before this reject stream_options
+
+
+def _usage_supported(client: Any) -> bool:
+    """Whether asking for the usage chunk is safe: never turn a working call into a 400."""
+    if client._wl_provider != "azure":
+        return True
+    version = getattr(client, "_api_version", None)
+    return not isinstance(version, str) or version >= _AZURE_USAGE_SINCE
 
 
 def _attach(call: Call, result: Any, hide_usage: bool) -> Any:

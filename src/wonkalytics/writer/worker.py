@@ -90,17 +90,25 @@ class BackgroundWriter:
         """Queue one item. Never blocks on the database; never raises into the caller."""
         if self._pid != os.getpid():
             self._after_fork()
-        if self._thread is None:
-            self._start()
+        thread = self._thread
         try:
+            if thread is None or not thread.is_alive():
+                self._start()  # first row, or after shutdown(): a late row still gets written
             if self.durability == "disk" or len(self._queue) >= self.queue_size:
                 self._spool_item(item)
             else:
                 self._queue.append(item)
-            with self._cond:
-                self._submitted += 1
+        except RuntimeError:  # interpreter shutdown: no thread can start; the next process replays it
+            try:
+                self._spool_item(item)
+            except Exception:
+                swallow("saving an analytics row at interpreter shutdown", "that row was not recorded")
+                return
         except Exception:
             swallow("queueing an analytics row", "that row was not recorded")
+            return
+        with self._cond:
+            self._submitted += 1
         self._wake.set()
 
     def _spool_item(self, item: object) -> None:
