@@ -1,4 +1,4 @@
-"""Fixtures: one fake OpenAI server per module, and real SDK clients pointed at it.
+"""Fixtures: real SDK clients pointed at the session's fake OpenAI server (``fake``, tests/conftest.py).
 
 Clients use ``max_retries=0`` so injected failures surface at once instead of being retried.
 """
@@ -11,19 +11,6 @@ import openai
 import pytest
 
 from wonkalytics.testing import FakeOpenAI
-
-
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(fake_server: FakeOpenAI) -> FakeOpenAI:
-    """The module's server with no recorded requests."""
-    fake_server.clear()
-    return fake_server
 
 
 @pytest.fixture

@@ -69,56 +69,54 @@ def _attach(call: Call, result: Any, hide_usage: bool) -> Any:
     return result
 
 
+def _record_sync(resource: Any, api: Api, create: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+    """One recorded SDK call (sync): the SDK's exception reaches the caller unchanged."""
+    call, hide_usage = _begin(resource, api, kwargs)
+    try:
+        result = create(*args, **kwargs)
+    except BaseException as exc:
+        call.finish("error" if isinstance(exc, Exception) else "aborted", exc)
+        raise
+    return _attach(call, result, hide_usage)
+
+
+async def _record_async(resource: Any, api: Api, create: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+    """The async twin of :func:`_record_sync`."""
+    call, hide_usage = _begin(resource, api, kwargs)
+    try:
+        result = await create(*args, **kwargs)
+    except BaseException as exc:
+        call.finish("error" if isinstance(exc, Exception) else "aborted", exc)
+        raise
+    return _attach(call, result, hide_usage)
+
+
 class RecordingCompletions(Completions):
     """``chat.completions`` that records each ``create`` call (sync)."""
 
     def create(self, *args: Any, **kwargs: Any) -> Any:
-        call, hide_usage = _begin(self, "chat", kwargs)
-        try:
-            result = super().create(*args, **kwargs)
-        except BaseException as exc:
-            call.finish("error" if isinstance(exc, Exception) else "aborted", exc)
-            raise
-        return _attach(call, result, hide_usage)
+        return _record_sync(self, "chat", super().create, args, kwargs)
 
 
 class AsyncRecordingCompletions(AsyncCompletions):
     """``chat.completions`` that records each ``create`` call (async)."""
 
     async def create(self, *args: Any, **kwargs: Any) -> Any:
-        call, hide_usage = _begin(self, "chat", kwargs)
-        try:
-            result = await super().create(*args, **kwargs)
-        except BaseException as exc:
-            call.finish("error" if isinstance(exc, Exception) else "aborted", exc)
-            raise
-        return _attach(call, result, hide_usage)
+        return await _record_async(self, "chat", super().create, args, kwargs)
 
 
 class RecordingResponses(Responses):
     """``responses`` that records each ``create`` call (sync); the caller's arguments are sent as is."""
 
     def create(self, *args: Any, **kwargs: Any) -> Any:
-        call, _ = _begin(self, "responses", kwargs)
-        try:
-            result = super().create(*args, **kwargs)
-        except BaseException as exc:
-            call.finish("error" if isinstance(exc, Exception) else "aborted", exc)
-            raise
-        return _attach(call, result, False)
+        return _record_sync(self, "responses", super().create, args, kwargs)
 
 
 class AsyncRecordingResponses(AsyncResponses):
     """``responses`` that records each ``create`` call (async); the caller's arguments are sent as is."""
 
     async def create(self, *args: Any, **kwargs: Any) -> Any:
-        call, _ = _begin(self, "responses", kwargs)
-        try:
-            result = await super().create(*args, **kwargs)
-        except BaseException as exc:
-            call.finish("error" if isinstance(exc, Exception) else "aborted", exc)
-            raise
-        return _attach(call, result, False)
+        return await _record_async(self, "responses", super().create, args, kwargs)
 
 
 class RecordingChat(Chat):
