@@ -23,21 +23,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
 from wonkalytics.errors import ConfigurationError
+from wonkalytics.store.engine import safe_url
 
-__all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_TABLE", "Durability", "Settings", "safe_url"]
+__all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_TABLE", "Durability", "Settings", "load_settings"]
 
 DEFAULT_DATABASE_URL = "sqlite:///wonkalytics.db"
 DEFAULT_TABLE = "wonkalytics_interactions"
 Durability = Literal["memory", "disk"]
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
-
-
-def safe_url(url: str | URL) -> str:
-    """Render a database URL with its password replaced by ``***`` (for logs and messages)."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable database URL>"
 
 
 class Settings(BaseSettings):
@@ -145,7 +138,7 @@ class Settings(BaseSettings):
         )
 
     def safe_url(self) -> str:
-        """The database URL with its password hidden."""
+        """The database URL with its password (and secret query values) hidden."""
         return safe_url(self.url())
 
 
