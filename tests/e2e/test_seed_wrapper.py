@@ -124,3 +124,16 @@ async def test_acreate_is_the_async_twin(seed_env: None, recorder: Recorder) -> 
     assert pairs[-1][1] and all(rid is None for _, rid in pairs[:-1])
     [row] = rows(recorder)
     assert row["response_id"] == pairs[-1][1] and row["name"] == "Bo"
+
+
+def test_azure_settings_are_honoured(fake: FakeOpenAI, recorder: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", fake.azure_endpoint)
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-key")
+    monkeypatch.setenv("OPENAI_API_VERSION", "2024-10-21")
+    openai = openai_wrapper.OpenAIWrapper(openai_module)
+    pairs = list(openai.ChatCompletion.create(model="my-deployment", messages=MESSAGES, stream=True,
+                                              return_pl_id=True))
+    openai.close()
+    assert fake.requests[-1].path.startswith("/openai/deployments/my-deployment/")
+    [row] = rows(recorder)
+    assert row["provider_type"] == "azure" and row["response_id"] == pairs[-1][1]
