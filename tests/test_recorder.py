@@ -139,3 +139,17 @@ async def test_async_twins(recorder: Recorder) -> None:
     settings = recorder.settings
     [row] = read_rows(str(settings.url()), settings.table, "row_pk")
     assert (row["event_id"], row["score"], row["notes"]) == (event_id, 3, "async note")
+
+
+def test_a_column_map_pointing_nowhere_is_reported_once(
+    sqlite_url: str, table_name: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    configure_default(sqlite_url, table_name, tmp_path / "spool", column_map={"response": "answer_txt"})
+    try:
+        wonkalytics.log(action="a", response="x")
+        wonkalytics.log(action="b", response="y")
+        assert wonkalytics.flush(10)
+    finally:
+        default_recorder.shutdown(5)
+    assert caplog.text.count("response->answer_txt") == 1
+    assert [row["action"] for row in read_rows(sqlite_url, table_name, "row_pk")] == ["a", "b"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,6 +15,8 @@ from wonkalytics.store.sql import TableStore, is_transient
 
 __all__ = ["TableSink"]
 
+logger = logging.getLogger("wonkalytics")
+
 
 class TableSink:
     """Rows of canonical fields -> the columns of one table (through the column map) -> INSERT."""
@@ -21,6 +24,7 @@ class TableSink:
     def __init__(self, store: TableStore, column_map: Mapping[str, str] | None = None) -> None:
         self.store = store
         self.column_map = dict(column_map or {})
+        self._map_checked = False
 
     def to_row(self, item: object) -> dict[str, Any]:
         """An ``Interaction`` becomes its row; an event row (already built) passes through."""
@@ -32,7 +36,23 @@ class TableSink:
 
     def fit(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """The row as the table's columns and value types (raises SchemaError when nothing fits)."""
-        return fit_to_table(row, self.store.columns, table=self.store.name, column_map=self.column_map)
+        columns = self.store.columns
+        if not self._map_checked:
+            self._check_column_map(columns)
+        return fit_to_table(row, columns, table=self.store.name, column_map=self.column_map)
+
+    def _check_column_map(self, columns: Mapping[str, Any]) -> None:
+        """Say once, loudly, when the column map points at columns the table does not have."""
+        self._map_checked = True
+        folded = {name.casefold() for name in columns}
+        missing = {f: c for f, c in self.column_map.items() if c.casefold() not in folded}
+        if missing:
+            logger.warning(
+                "wonkalytics: WONKALYTICS_COLUMN_MAP maps %s onto columns that table %r does not have; "
+                "those fields will not be stored. Its columns are: %s",
+                ", ".join(f"{field}->{column}" for field, column in sorted(missing.items())),
+                self.store.name, ", ".join(sorted(columns)),
+            )
 
     def write(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], Exception]]:
         """Insert the rows that fit the table; return the ones that never will, with the reason."""
