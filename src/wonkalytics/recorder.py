@@ -70,6 +70,8 @@ class Recorder:
             self._side_sinks.clear()
         if old_writer is not None:
             old_writer.shutdown()
+        # Thread start and the spool scan happen here, at start-up, rather than in the first LLM call.
+        self.writer.start()
         return self
 
     @property

@@ -220,3 +220,19 @@ def test_response_id_of_streams_and_completions(client: openai.OpenAI, recorder:
     assert wonkalytics.response_id_of(stream) == stream.response_id == chunks[0].id
     completion = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert wonkalytics.response_id_of(completion) == completion.id
+
+
+def test_iteration_resumes_after_break_as_with_the_sdk(client: openai.OpenAI, raw: openai.OpenAI,
+                                                       recorder: Recorder) -> None:
+    def split_reads(stream: Any) -> tuple[int, int]:
+        first = 0
+        for _ in stream:
+            first += 1
+            if first == 3:
+                break
+        return first, sum(1 for _ in stream)  # a second loop picks up where the first stopped
+
+    kwargs: dict[str, Any] = {"model": "fake-chunks-8", "messages": MESSAGES, "stream": True}
+    assert split_reads(client.chat.completions.create(**kwargs)) == split_reads(
+        raw.chat.completions.create(**kwargs))
+    assert [row["status"] for row in rows(recorder)] == ["ok"]

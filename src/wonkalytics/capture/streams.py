@@ -3,7 +3,8 @@
 The SDK's ``Stream`` / ``AsyncStream`` object is kept (``isinstance`` holds, ``.response`` is the
 SDK's own); its class is swapped for a subclass that records on ``close()`` / ``__exit__`` / garbage
 collection, and its iterator is wrapped by a generator below. Per chunk that generator does O(1)
-work — note the chunk, append the delta text — and hands the SDK's chunk object on unchanged.
+work — copy the delta text into a bytearray, note the first token and the finish reason — and
+hands the SDK's chunk object on unchanged.
 
 The sync and async generators are twins; keep them in step.
 """
@@ -25,22 +26,29 @@ _perf = time.perf_counter
 
 
 def _chat_chunks(call: Call, inner: Iterator[Any], hide_usage: bool) -> Iterator[Any]:
-    append = call.parts.append
+    text = call.text
     try:
         for chunk in inner:
-            call.last = chunk
+            if call.last is None:
+                call.last = chunk  # ids and model, even when the stream is closed before any text
             choices = chunk.choices
             if choices:
                 choice = choices[0]
                 delta = choice.delta
-                if delta is not None and delta.content:
-                    if call.first_token is None:
-                        call.first_token = _perf()
-                    append(delta.content)
+                if delta is not None:
+                    content = delta.content
+                    if content:
+                        if not text:
+                            call.first_token = _perf()
+                            call.last = chunk  # Azure's first chunk (prompt filter results) has no id
+                        text += content.encode("utf-8", "surrogatepass")
                 if choice.finish_reason is not None:
                     call.finish_reason = choice.finish_reason
-            elif hide_usage and chunk.usage is not None:
-                continue  # the usage chunk we asked for: callers who did not ask never see it
+                    call.last = chunk
+            else:
+                call.last = chunk  # the usage chunk (or Azure's prompt filter chunk)
+                if hide_usage and chunk.usage is not None:
+                    continue  # the usage chunk we asked for: callers who did not ask never see it
             yield chunk
     except GeneratorExit:
         call.finish("aborted")
@@ -55,22 +63,29 @@ def _chat_chunks(call: Call, inner: Iterator[Any], hide_usage: bool) -> Iterator
 
 
 async def _achat_chunks(call: Call, inner: AsyncIterator[Any], hide_usage: bool) -> AsyncIterator[Any]:
-    append = call.parts.append
+    text = call.text
     try:
         async for chunk in inner:
-            call.last = chunk
+            if call.last is None:
+                call.last = chunk  # ids and model, even when the stream is closed before any text
             choices = chunk.choices
             if choices:
                 choice = choices[0]
                 delta = choice.delta
-                if delta is not None and delta.content:
-                    if call.first_token is None:
-                        call.first_token = _perf()
-                    append(delta.content)
+                if delta is not None:
+                    content = delta.content
+                    if content:
+                        if not text:
+                            call.first_token = _perf()
+                            call.last = chunk  # Azure's first chunk (prompt filter results) has no id
+                        text += content.encode("utf-8", "surrogatepass")
                 if choice.finish_reason is not None:
                     call.finish_reason = choice.finish_reason
-            elif hide_usage and chunk.usage is not None:
-                continue  # the usage chunk we asked for: callers who did not ask never see it
+                    call.last = chunk
+            else:
+                call.last = chunk  # the usage chunk (or Azure's prompt filter chunk)
+                if hide_usage and chunk.usage is not None:
+                    continue  # the usage chunk we asked for: callers who did not ask never see it
             yield chunk
     except GeneratorExit:
         call.finish("aborted")
@@ -97,14 +112,14 @@ def _note_response_event(call: Call, event: Any, kind: str) -> None:
 
 
 def _response_events(call: Call, inner: Iterator[Any]) -> Iterator[Any]:
-    append = call.parts.append
+    text = call.text
     try:
         for event in inner:
             kind = event.type
             if kind == "response.output_text.delta":
-                if call.first_token is None:
+                if not text:
                     call.first_token = _perf()
-                append(event.delta)
+                text += event.delta.encode("utf-8", "surrogatepass")
             else:
                 _note_response_event(call, event, kind)
             yield event
@@ -121,14 +136,14 @@ def _response_events(call: Call, inner: Iterator[Any]) -> Iterator[Any]:
 
 
 async def _aresponse_events(call: Call, inner: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    append = call.parts.append
+    text = call.text
     try:
         async for event in inner:
             kind = event.type
             if kind == "response.output_text.delta":
-                if call.first_token is None:
+                if not text:
                     call.first_token = _perf()
-                append(event.delta)
+                text += event.delta.encode("utf-8", "surrogatepass")
             else:
                 _note_response_event(call, event, kind)
             yield event
@@ -147,6 +162,11 @@ async def _aresponse_events(call: Call, inner: AsyncIterator[Any]) -> AsyncItera
 def _response_id(self: Any) -> str | None:
     """The provider's response id (``chatcmpl-...`` / ``resp_...``) once a chunk carried it."""
     return self._wl_call.response_id  # type: ignore[no-any-return]
+
+
+def _own_iterator(self: Any) -> Any:
+    """``iter(stream)`` / ``aiter(stream)``: the recording generator itself."""
+    return self._iterator
 
 
 def _finish_on_collect(self: Any) -> None:
@@ -179,6 +199,9 @@ def _recording_class(stream_cls: Any) -> type[Any]:
     namespace = {
         "__module__": stream_cls.__module__,
         "__doc__": stream_cls.__doc__,
+        # The SDK's __iter__ is a generator that re-yields self._iterator; ours *is* self._iterator,
+        # so handing it out directly saves one generator hop per chunk.
+        "__aiter__" if issubclass(stream_cls, AsyncStream) else "__iter__": _own_iterator,
         "close": close,
         "response_id": property(_response_id),
         "__del__": _finish_on_collect,

@@ -111,6 +111,12 @@ class BackgroundWriter:
             self._submitted += 1
         self._wake.set()
 
+    def start(self) -> None:
+        """Start the worker thread now, at start-up (otherwise it starts with the first row)."""
+        if self._pid != os.getpid():
+            self._after_fork()
+        self._start()
+
     def _spool_item(self, item: object) -> None:
         if self.durability != "disk":
             log_limited(
