@@ -100,7 +100,7 @@ class BackgroundWriter:
                 self._queue.append(item)
         except RuntimeError:  # interpreter shutdown: no thread can start; the next process replays it
             try:
-                self._spool_item(item)
+                self.spool.append(encode_row(self.sink.to_row(item)))
             except Exception:
                 swallow("saving an analytics row at interpreter shutdown", "that row was not recorded")
                 return
