@@ -9,14 +9,14 @@ from wonkalytics.capture.context import CallOptions, current_options
 
 __all__ = ["WL_KWARGS", "split_kwargs", "want_usage"]
 
-WL_KWARGS = ("wl_request", "wl_identity", "wl_tags", "wl_metadata")
+WL_KWARGS = frozenset({"wl_request", "wl_identity", "wl_tags", "wl_metadata"})
+"""Keyword arguments of ours that never reach the SDK."""
 
 
 def split_kwargs(kwargs: dict[str, Any]) -> CallOptions:
     """Remove the ``wl_*`` kwargs from ``kwargs`` (in place) and merge them over the context's."""
     options = current_options()
-    if "wl_request" not in kwargs and "wl_identity" not in kwargs and "wl_tags" not in kwargs \
-            and "wl_metadata" not in kwargs:
+    if WL_KWARGS.isdisjoint(kwargs):
         return options
     request = kwargs.pop("wl_request", None)
     identity = kwargs.pop("wl_identity", None)
