@@ -196,3 +196,17 @@ def test_rows_submitted_after_shutdown_are_still_written(tmp_path: Path, sink: L
     assert writer.flush(10)
     assert [row["event_id"] for row in sink.rows] == ["before", "after"]
     writer.shutdown(5)
+
+
+def test_a_segment_of_a_previous_process_with_the_same_pid_is_replayed(tmp_path: Path) -> None:
+    # in a container a restarted app is often pid 1 again: same pid, but not our segment
+    spool = Spool(tmp_path, fsync=False)
+    previous = tmp_path / f"{os.getpid()}-1.jsonl"
+    previous.write_bytes(encode_row({"event_id": "previous life"}))
+    os.utime(previous, (1_000_000_000, 1_000_000_000))  # written long before this process started
+    (tmp_path / f"{os.getpid()}-2.jsonl").write_bytes(encode_row({"event_id": "another recorder's"}))
+    spool.append(encode_row({"event_id": "mine"}))
+    assert spool.adopt_orphans() == 1
+    taken = [spool.take(), spool.take()]
+    rows = sorted(json.loads(line)["event_id"] for seg in taken if seg for line in Spool.read(seg[0]))
+    assert rows == ["mine", "previous life"]

@@ -20,6 +20,7 @@ from typing import IO, Any
 __all__ = ["Spool", "decode_row", "encode_row"]
 
 _SUFFIX = ".jsonl"
+_LOADED_AT = time.time()  # files with our pid written before this are a previous incarnation's
 
 
 def _default(value: Any) -> Any:
@@ -51,6 +52,13 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _older_than_this_process(path: Path) -> bool:
+    try:
+        return path.stat().st_mtime < _LOADED_AT
+    except OSError:
+        return False
 
 
 class Spool:
@@ -103,14 +111,26 @@ class Spool:
         self._active, self._active_path, self._active_rows = None, None, 0
 
     def adopt_orphans(self) -> int:
-        """Queue segments left by processes that are gone (a crash or a kill); returns their rows."""
+        """Queue segments left by processes that are gone (a crash or a kill); returns their rows.
+
+        A segment named with our own pid, written before this process started, is a previous
+        incarnation's: in a container the restarted app often gets the same pid (1) as the one that
+        crashed. Segments of other recorders of this process are left to them.
+        """
         if not self.directory.is_dir():
             return 0
         adopted = 0
         mine = os.getpid()
+        with self._lock:
+            known = {path for path, _ in self._closed} | {self._active_path}
         for path in sorted(self.directory.glob(f"*{_SUFFIX}")):
             pid_text = path.name.split("-", 1)[0]
-            if not pid_text.isdigit() or int(pid_text) == mine or _pid_alive(int(pid_text)):
+            if not pid_text.isdigit() or path in known:
+                continue
+            pid = int(pid_text)
+            if pid == mine and not _older_than_this_process(path):
+                continue
+            if pid != mine and _pid_alive(pid):
                 continue
             claimed = path.with_name(f"{mine}-{time.time_ns()}-adopted{_SUFFIX}")
             try:
