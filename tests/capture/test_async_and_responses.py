@@ -168,3 +168,17 @@ def test_azure_usage_chunk_only_asked_where_the_api_version_supports_it(
     assert ("stream_options" in fake.requests[-1].body) is asked
     assert all(chunk.choices for chunk in chunks)
     azure.close()
+
+
+def test_the_sdks_stream_helpers_are_recorded_too(client: openai.OpenAI, recorder: Recorder) -> None:
+    with client.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES) as chat_stream:
+        for _event in chat_stream:
+            pass
+        chat_text = chat_stream.get_final_completion().choices[0].message.content
+    with client.responses.stream(model="gpt-4o-mini", input="Hi") as responses_stream:
+        for _event in responses_stream:
+            pass
+        responses_text = responses_stream.get_final_response().output_text
+    chat_row, responses_row = rows(recorder)
+    assert (chat_row["status"], chat_row["response"]) == ("ok", chat_text)
+    assert (responses_row["status"], responses_row["response"]) == ("ok", responses_text)
