@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 from typing import Any
 
 import openai
@@ -78,14 +79,19 @@ def test_usage_chunk_is_hidden_unless_the_caller_asked(client: openai.OpenAI, re
     assert [row["total_tokens"] for row in rows(recorder)] == [asked[-1].usage.total_tokens] * 2
 
 
-def test_wonkalytics_kwargs_never_reach_the_server(client: openai.OpenAI, fake: FakeOpenAI) -> None:
+def test_wonkalytics_kwargs_never_reach_the_server_but_reach_the_row(
+    client: openai.OpenAI, fake: FakeOpenAI, recorder: Recorder
+) -> None:
     client.chat.completions.create(
         model="gpt-4o-mini", messages=MESSAGES, wl_request={"name": "x"}, wl_identity={"username": "u"},
-        wl_tags=["t"], wl_metadata={"k": 1},
+        wl_tags=["t"], wl_metadata={"k": 1, "experiment": "b"},
     )
     body = fake.requests[-1].body
     assert not [key for key in body if key.startswith("wl_")]
     assert "stream_options" not in body  # non-stream calls are sent exactly as given
+    [row] = rows(recorder)
+    assert (row["name"], row["username"], row["tags"]) == ("x", "u", '["t"]')
+    assert json.loads(row["metadata"]) == {"k": 1, "experiment": "b"}
 
 
 def test_non_stream_returns_the_sdks_completion(client: openai.OpenAI, recorder: Recorder) -> None:
