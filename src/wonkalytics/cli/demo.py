@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -112,14 +111,16 @@ def _show_rows(console: Console, *, limit: int) -> None:
     store = default_recorder.sink.store
     rows = store.fetch_all()[-limit:]
     table = Table(title=f"the last {len(rows)} rows of {store.name}", expand=False)
-    for header in ("time", "who", "tenant", "app fields", "status", "score", "tokens", "ttft", "response"):
-        table.add_column(header, overflow="ellipsis", no_wrap=True, max_width=28 if header == "response" else None)
+    # Numbers are never cut; the text columns give way on a narrow terminal.
+    widths = {"who": (6, 14), "app fields": (6, 18), "status": (7, 7), "score": (5, 5),
+              "tokens": (6, 6), "ttft": (5, 6), "response": (6, 40)}
+    for header, (least, most) in widths.items():
+        table.add_column(header, overflow="ellipsis", no_wrap=True, min_width=least, max_width=most)
+    # the answer gets what the terminal has left (Rich crops the table's edge rather than squeeze it)
+    table.columns[-1].width = max(10, console.width - 70)
     for row in rows:
-        stamp = row.get("timestamp")
         table.add_row(
-            stamp.strftime("%H:%M:%S") if isinstance(stamp, datetime) else str(stamp or ""),
             str(row.get("username") or ""),
-            str(row.get("tenant_id") or ""),
             " ".join(str(row[k]) for k in ("name", "level", "language") if row.get(k)) or str(row.get("action") or ""),
             str(row.get("status") or ""),
             "" if row.get("score") is None else str(row["score"]),
