@@ -153,3 +153,34 @@ def test_a_column_map_pointing_nowhere_is_reported_once(
         default_recorder.shutdown(5)
     assert caplog.text.count("response->answer_txt") == 1
     assert [row["action"] for row in read_rows(sqlite_url, table_name, "row_pk")] == ["a", "b"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_workers_write_their_own_rows(tmp_path: Path) -> None:
+    # Gunicorn --preload: the app (and its writer thread and pool) exist before the workers fork
+    script = textwrap.dedent("""
+        import os, wonkalytics
+        wonkalytics.configure(flush_interval=0.01)
+        wonkalytics.log(action="parent-before-fork")
+        assert wonkalytics.flush(10)
+        children = []
+        for n in range(3):
+            pid = os.fork()
+            if pid == 0:
+                for i in range(5):
+                    wonkalytics.log(action="child", username=f"worker-{n}")
+                os._exit(0 if wonkalytics.flush(10) else 1)
+            children.append(pid)
+        for pid in children:
+            assert os.waitpid(pid, 0)[1] == 0
+        wonkalytics.log(action="parent-after-fork")
+        assert wonkalytics.flush(10)
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WONKALYTICS_", "AZURE_"))}
+    subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", script], cwd=tmp_path, env=env,
+                   check=True, timeout=60)
+    rows = read_rows(f"sqlite:///{tmp_path / 'wonkalytics.db'}", "wonkalytics_interactions", "row_pk")
+    actions = [row["action"] for row in rows]
+    assert actions.count("child") == 15 and actions.count("parent-before-fork") == 1
+    assert actions.count("parent-after-fork") == 1
+    assert len({row["event_id"] for row in rows}) == len(rows) == 17
