@@ -242,3 +242,24 @@ def test_iteration_resumes_after_break_as_with_the_sdk(client: openai.OpenAI, ra
     assert split_reads(client.chat.completions.create(**kwargs)) == split_reads(
         raw.chat.completions.create(**kwargs))
     assert [row["status"] for row in rows(recorder)] == ["ok"]
+
+
+def test_a_locked_database_never_holds_up_the_stream(
+    client: openai.OpenAI, recorder: Recorder, sqlite_url: str
+) -> None:
+    import sqlite3
+
+    recorder.log(action="create the table first")
+    assert recorder.flush(10)
+    blocker = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # the writer now waits on the database's busy timeout
+    try:
+        text = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True))
+        assert text  # the whole stream arrived while the database was locked
+        assert recorder.writer.pending() == 1  # its row waits for the database, not the caller
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    statuses = [row["status"] for row in rows(recorder)]
+    assert statuses == [None, "ok"]
