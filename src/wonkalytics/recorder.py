@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from wonkalytics.capture.interaction import new_event_id
 from wonkalytics.errors import StoreError
 from wonkalytics.internal_errors import log_limited
 from wonkalytics.record.columns import coerce
@@ -34,11 +34,6 @@ DEFAULT_FLUSH_TIMEOUT = 30.0
 
 def _utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-def new_event_id() -> str:
-    """A fresh idempotency key for one row."""
-    return uuid.uuid4().hex
 
 
 class Recorder:

@@ -263,3 +263,25 @@ def test_a_locked_database_never_holds_up_the_stream(
         blocker.close()
     statuses = [row["status"] for row in rows(recorder)]
     assert statuses == [None, "ok"]
+
+
+def test_event_ids_stay_unique_when_the_app_seeds_random_or_forks() -> None:
+    import os
+    import random
+
+    from wonkalytics.capture.interaction import new_event_id
+
+    random.seed(42)
+    first = new_event_id()
+    random.seed(42)
+    assert new_event_id() != first
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write_end, new_event_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read_end, 32).decode()
+    os.close(read_end)
+    os.close(write_end)
+    assert len(child) == 32 and child != new_event_id()

@@ -8,12 +8,11 @@ hands it to the recorder. ``finish`` is reached from every exit and runs at most
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from wonkalytics.capture.context import CallOptions
-from wonkalytics.capture.interaction import Api, Interaction, Status
+from wonkalytics.capture.interaction import Api, Interaction, Status, new_event_id
 from wonkalytics.internal_errors import swallow
 
 if TYPE_CHECKING:
@@ -95,7 +94,7 @@ class Call:
         return Interaction(
             api=self.api,
             params=self.params,
-            event_id=uuid.uuid4().hex,
+            event_id=new_event_id(),
             start_time=self.start_time,
             end_time=self.start_time + (end_perf - self.start_perf),
             status=status,
