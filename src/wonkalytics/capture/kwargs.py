@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from wonkalytics.capture.context import CallOptions, current_options
+from wonkalytics.record.params import is_absent
 
 __all__ = ["WL_KWARGS", "split_kwargs", "want_usage"]
 
@@ -38,7 +39,7 @@ def want_usage(kwargs: dict[str, Any]) -> bool:
             return False
         kwargs["stream_options"] = {**options, "include_usage": True}
         return True
-    if options is None or type(options).__name__ in ("NotGiven", "Omit"):
+    if is_absent(options):
         kwargs["stream_options"] = {"include_usage": True}
         return True
     return False
