@@ -36,6 +36,13 @@ def _utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def _event(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """An event row with its timestamp and idempotency key."""
+    row = event_row(fields, now=_utcnow())
+    row.setdefault("event_id", new_event_id())
+    return row
+
+
 class Recorder:
     """Settings + table sink + background writer, built on first use."""
 
@@ -107,8 +114,7 @@ class Recorder:
 
     def log(self, **fields: Any) -> str:
         """Queue one analytics event row; returns its ``event_id``. Never blocks on the database."""
-        row = event_row(fields, now=_utcnow())
-        row.setdefault("event_id", new_event_id())
+        row = _event(fields)
         self.writer.submit(row)
         return str(row["event_id"])
 
@@ -117,19 +123,19 @@ class Recorder:
         return self.log(**fields)
 
     def write_now(self, item: Mapping[str, Any], **connection: Any) -> bool:
-        """Write one event row synchronously; True when it landed, False (logged) when it did not."""
-        row = event_row(item, now=_utcnow())
-        row.setdefault("event_id", new_event_id())
+        """Write one event row synchronously; True when it landed, False (logged) when it did not.
+
+        A record that fits no column is a mistake, not a database failure: it raises.
+        """
         sink = self._sink_for(**connection)
         try:
-            sink.fit(row)  # a record that fits no column is a mistake: raise, do not return False
-            rejected = sink.write([row])
+            rejected = sink.write([_event(item)])
         except StoreError as exc:
             logger.error("wonkalytics: the analytics row was not written: %s", exc)
             return False
         for _, why in rejected:
-            logger.error("wonkalytics: the analytics row was refused: %s", why)
-        return not rejected
+            raise why
+        return True
 
     def _sink_for(self, **connection: Any) -> TableSink:
         """The default sink, or one for the seed's per-call Azure SQL connection options."""
