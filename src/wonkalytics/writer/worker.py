@@ -94,13 +94,20 @@ class BackgroundWriter:
         try:
             if thread is None or not thread.is_alive():
                 self._start()  # first row, or after shutdown(): a late row still gets written
-            if self.durability == "disk" or len(self._queue) >= self.queue_size:
-                self._spool_item(item)
+            if self.durability == "disk":
+                self._spool(item)
+            elif len(self._queue) >= self.queue_size:
+                log_limited(
+                    "queue-full", logging.WARNING,
+                    "wonkalytics: the row queue is full (%d); spilling rows to %s until the database catches up",
+                    self.queue_size, self.spool.directory,
+                )
+                self._spool(item)
             else:
                 self._queue.append(item)
         except RuntimeError:  # interpreter shutdown: no thread can start; the next process replays it
             try:
-                self.spool.append(encode_row(self.sink.to_row(item)))
+                self._spool(item)
             except Exception:
                 swallow("saving an analytics row at interpreter shutdown", "that row was not recorded")
                 return
@@ -117,13 +124,8 @@ class BackgroundWriter:
             self._after_fork()
         self._start()
 
-    def _spool_item(self, item: object) -> None:
-        if self.durability != "disk":
-            log_limited(
-                "queue-full", logging.WARNING,
-                "wonkalytics: the row queue is full (%d); spilling rows to %s until the database catches up",
-                self.queue_size, self.spool.directory,
-            )
+    def _spool(self, item: object) -> None:
+        """Put one item on disk as its row (the writer drains it; the next process replays it)."""
         self.spool.append(encode_row(self.sink.to_row(item)))
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -183,7 +185,7 @@ class BackgroundWriter:
         while self._queue:
             item = self._queue.popleft()
             try:
-                self.spool.append(encode_row(self.sink.to_row(item)))
+                self._spool(item)
                 spilled += 1
             except Exception:
                 swallow("saving a queued row to the spool at exit", "that row was lost")
