@@ -19,7 +19,6 @@ from typing import Any
 
 from wonkalytics.capture.client import is_wrapped, wrap
 from wonkalytics.capture.context import context
-from wonkalytics.capture.interaction import Interaction
 from wonkalytics.capture.streams import response_id_of
 from wonkalytics.errors import (
     ConfigurationError,
@@ -29,6 +28,7 @@ from wonkalytics.errors import (
     UnknownColumnError,
     WonkalyticsError,
 )
+from wonkalytics.interaction import Interaction
 from wonkalytics.record.identity import identity_from_headers
 from wonkalytics.recorder import DEFAULT_FLUSH_TIMEOUT, Recorder, default_recorder
 from wonkalytics.settings import Settings

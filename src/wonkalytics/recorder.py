@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from wonkalytics.capture.interaction import new_event_id
 from wonkalytics.errors import StoreError
+from wonkalytics.interaction import new_event_id
 from wonkalytics.internal_errors import log_limited
 from wonkalytics.record.columns import coerce
 from wonkalytics.record.pipeline import event_row
@@ -52,6 +52,8 @@ class Recorder:
         self._sink: TableSink | None = None
         self._writer: BackgroundWriter | None = None
         self._side_sinks: dict[str, TableSink] = {}
+        self.trace_hook: Callable[[], Mapping[str, Any] | None] | None = None
+        """Captures the caller's current span when a call starts; set only when the OpenTelemetry sink is on."""
 
     # -- configuration -----------------------------------------------------------------------------
 

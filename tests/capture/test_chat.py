@@ -269,7 +269,7 @@ def test_event_ids_stay_unique_when_the_app_seeds_random_or_forks() -> None:
     import os
     import random
 
-    from wonkalytics.capture.interaction import new_event_id
+    from wonkalytics.interaction import new_event_id
 
     random.seed(42)
     first = new_event_id()

@@ -8,7 +8,7 @@ import openai
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wonkalytics.capture.interaction import Interaction
+from wonkalytics.interaction import Interaction
 from wonkalytics.record.columns import AUTOMATIC_FIELDS as COLUMNS_AUTOMATIC_FIELDS
 from wonkalytics.record.pipeline import (
     AUTOMATIC_FIELDS,

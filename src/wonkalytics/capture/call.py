@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from wonkalytics.capture.context import CallOptions
-from wonkalytics.capture.interaction import Api, Interaction, Status, new_event_id
+from wonkalytics.interaction import Api, Interaction, Status, new_event_id
 from wonkalytics.internal_errors import swallow
 
 if TYPE_CHECKING:
@@ -28,17 +28,27 @@ class Call:
 
     __slots__ = (
         "api", "done", "error", "finish_reason", "first_token", "last", "options", "params", "provider",
-        "recorder", "response", "start_perf", "start_time", "text", "usage",
+        "recorder", "response", "server", "start_perf", "start_time", "text", "trace", "usage",
     )
 
     def __init__(
-        self, api: Api, params: Mapping[str, Any], options: CallOptions, recorder: Recorder, provider: str
+        self,
+        api: Api,
+        params: Mapping[str, Any],
+        options: CallOptions,
+        recorder: Recorder,
+        provider: str,
+        server: str | None = None,
     ) -> None:
         self.api = api
         self.params = params
         self.options = options
         self.recorder = recorder
         self.provider = provider
+        self.server = server
+        # The caller's current span, for the OpenTelemetry sink: None (and no cost) when it is off.
+        hook = recorder.trace_hook
+        self.trace = hook() if hook is not None else None
         # The delta text so far, as UTF-8. A bytearray rather than a list of the SDK's strings: keeping
         # every chunk's own string alive until the end costs ~1 µs per chunk in the SDK's allocations
         # (measured by bench/stream_overhead.py); copying the bytes out costs a tenth of that.
@@ -113,6 +123,14 @@ class Call:
             error=error,
             ttft_ms=None if self.first_token is None else (self.first_token - self.start_perf) * 1000,
             duration_ms=(end_perf - self.start_perf) * 1000,
+            finish_reason=self.finish_reason or _responses_finish(self.response),
+            cached_tokens=_detail(usage, ("prompt_tokens_details", "input_tokens_details"), "cached_tokens"),
+            reasoning_tokens=_detail(
+                usage, ("completion_tokens_details", "output_tokens_details"), "reasoning_tokens"
+            ),
+            response=self.response,
+            server_address=self.server,
+            trace_context=self.trace,
         )
 
     def _text(self) -> str:
@@ -135,3 +153,24 @@ def _tokens(usage: Any, name: str, alias: str) -> int | None:
     if value is None:
         value = getattr(usage, alias, None)
     return value if isinstance(value, int) else None
+
+
+def _detail(usage: Any, containers: tuple[str, str], name: str) -> int | None:
+    """A token count from the usage details (chat and Responses API spell the container differently)."""
+    if usage is None:
+        return None
+    for container in containers:
+        value = getattr(getattr(usage, container, None), name, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def _responses_finish(response: Any) -> str | None:
+    """The Responses API's status (``completed``, ``incomplete``, ``failed``) as the finish reason."""
+    status = getattr(response, "status", None)
+    if isinstance(status, str):
+        return status
+    choices = getattr(response, "choices", None) or ()
+    reason = getattr(choices[0], "finish_reason", None) if choices else None
+    return reason if isinstance(reason, str) else None

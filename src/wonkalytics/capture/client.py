@@ -18,9 +18,9 @@ from openai.resources.chat.completions import AsyncCompletions, Completions
 from openai.resources.responses import AsyncResponses, Responses
 
 from wonkalytics.capture.call import Call
-from wonkalytics.capture.interaction import Api
 from wonkalytics.capture.kwargs import split_kwargs, want_usage
 from wonkalytics.capture.streams import record_stream
+from wonkalytics.interaction import Api
 from wonkalytics.recorder import Recorder, default_recorder
 
 __all__ = ["is_wrapped", "wrap"]
@@ -43,7 +43,13 @@ def _begin(resource: Any, api: Api, kwargs: dict[str, Any]) -> tuple[Call, bool]
         value = params.get(name)
         if isinstance(value, list):
             params[name] = list(value)
-    return Call(api, params, options, recorder, client._wl_provider), hide_usage
+    return Call(api, params, options, recorder, client._wl_provider, _server_of(client)), hide_usage
+
+
+def _server_of(client: Any) -> str | None:
+    """The API host the client talks to (``server.address`` of the OpenTelemetry conventions)."""
+    host = getattr(getattr(client, "base_url", None), "host", None)
+    return host if isinstance(host, str) and host else None
 
 
 _AZURE_USAGE_SINCE = "2024-09-01"  # Azure OpenAI api-versions before this reject stream_options

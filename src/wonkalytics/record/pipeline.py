@@ -31,16 +31,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from wonkalytics.interaction import Interaction
 from wonkalytics.record.columns import AUTOMATIC_FIELDS
 from wonkalytics.record.flatten import flatten, strip_prefixes
 from wonkalytics.record.identity import apply_auth_info
 from wonkalytics.record.messages import chat_message_fields, responses_message_fields
 from wonkalytics.record.params import param_fields
-
-if TYPE_CHECKING:  # only a type here; importing it at run time would tie record/ to capture/
-    from wonkalytics.capture.interaction import Interaction
 
 __all__ = [
     "APP_FIELD_STEPS",
@@ -170,7 +168,7 @@ INTERACTION_PARTS: tuple[Callable[[Interaction], Mapping[str, Any]], ...] = (
 def interaction_row(interaction: Interaction) -> dict[str, Any]:
     """Turn one finished LLM call into a row with the canonical field names.
 
-    >>> from wonkalytics.capture.interaction import Interaction
+    >>> from wonkalytics.interaction import Interaction
     >>> row = interaction_row(Interaction(
     ...     api="chat", event_id="ev-1", start_time=0.0, end_time=1.0, response_text="4",
     ...     params={"model": "gpt-4o", "messages": [{"role": "system", "content": "Be short."},

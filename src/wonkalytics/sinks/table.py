@@ -6,8 +6,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from wonkalytics.capture.interaction import Interaction
 from wonkalytics.errors import SchemaError
+from wonkalytics.interaction import Interaction
 from wonkalytics.record.columns import fit_to_table
 from wonkalytics.record.pipeline import interaction_row
 from wonkalytics.store.engine import dispose_engines
