@@ -59,6 +59,39 @@ class Settings(BaseSettings):
     create_table: bool = True
     """Create the default table on first write when it is missing."""
 
+    # Updates (score / update_row_property).
+    update_timeout: float = Field(10.0, ge=0)
+    """Seconds ``score(..., wait=True)`` waits for its update's result before returning False."""
+    update_grace: float = Field(900.0, ge=0)
+    """Seconds a queued update that finds no row keeps being retried (the row may come from another
+    worker process) before it is given up with a log line."""
+
+    # Database timeouts: a database that stops answering must never hang the writer.
+    connect_timeout: float = Field(10.0, gt=0)
+    """Seconds to wait for a new database connection."""
+    statement_timeout: float = Field(30.0, gt=0)
+    """Seconds one statement (a batch insert) may take before it is abandoned and retried."""
+
+    # Switches.
+    enabled: bool = True
+    """False: nothing is recorded and the SDK calls are exactly the caller's."""
+    sample_rate: float = Field(1.0, ge=0, le=1)
+    """Share of interactions recorded (events and updates always are)."""
+    redact: Any = None
+    """A callable ``row -> row``, or names of built-in redactors (``"email"``, ``"phone"``)."""
+
+    # Other sinks.
+    promptlayer_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("promptlayer_api_key", "PROMPTLAYER_API_KEY",
+                                            "WONKALYTICS_PROMPTLAYER_API_KEY")
+    )
+    """PromptLayer key: when set, every interaction is also sent to PromptLayer."""
+    promptlayer_base_url: str = "https://api.promptlayer.com"
+    otel: bool = False
+    """Emit an OpenTelemetry GenAI span (and metrics) per interaction through the app's providers."""
+    jsonl_dir: Path | None = None
+    """Directory of the JSON-lines sink (one file per UTC day and process); off when unset."""
+
     # The seed's Azure SQL variables (read only when no URL is given).
     azure_sql_server: str | None = Field(None, validation_alias=AliasChoices("azure_sql_server", "AZURE_SQL_SERVER"))
     azure_sql_db: str | None = Field(None, validation_alias=AliasChoices("azure_sql_db", "AZURE_SQL_DB"))

@@ -23,6 +23,7 @@ SEED_COLUMNS = [
 OUR_COLUMNS = [
     "response", "prompt_tokens", "completion_tokens", "total_tokens", "status", "error", "ttft_ms",
     "duration_ms", "metadata", "tags", "event_id",
+    "finish_reason", "cached_tokens", "reasoning_tokens", "cost_usd", "pl_request_id",
 ]
 KINDS = {c.name: c.kind for c in DEFAULT_COLUMNS}
 PYODBC_LIKE = mssql.dialect(paramstyle="qmark")  # what pyodbc would use, without pyodbc
@@ -35,8 +36,10 @@ def test_columns_are_the_seeds_then_ours_in_order() -> None:
 
 def test_seed_types_are_kept() -> None:
     floats = {"temperature", "top_p", "frequency_penalty", "presence_penalty", "start_time", "end_time"}
-    ints = {"max_tokens", "score", "prompt_tokens", "completion_tokens", "total_tokens", ROW_KEY}
-    assert {n for n, k in KINDS.items() if k == "float"} == floats | {"ttft_ms", "duration_ms"}
+    ints = {"max_tokens", "prompt_tokens", "completion_tokens", "total_tokens", ROW_KEY,
+            "cached_tokens", "reasoning_tokens"}
+    # score is a float since 0.2: the seed documents it as one, and 87.6 must read back as 87.6.
+    assert {n for n, k in KINDS.items() if k == "float"} == floats | {"ttft_ms", "duration_ms", "score", "cost_usd"}
     assert {n for n, k in KINDS.items() if k == "int"} == ints
     assert {n for n, k in KINDS.items() if k == "datetime"} == {"timestamp"}
     table = default_table("t")
@@ -95,7 +98,7 @@ def test_mssql_ddl() -> None:
     assert _column_line(ddl, "id").startswith("NVARCHAR(255)")
     assert _column_line(ddl, "status") == "NVARCHAR(32) NULL"
     assert _column_line(ddl, "temperature") == "FLOAT(53) NULL"
-    assert _column_line(ddl, "score") == "INTEGER NULL"
+    assert _column_line(ddl, "score") == "FLOAT(53) NULL"
     assert _column_line(ddl, "timestamp").startswith("DATETIME2")
     assert _column_line(ddl, ROW_KEY) == "BIGINT NOT NULL IDENTITY"
     assert "NTEXT" not in ddl and " TEXT" not in ddl
@@ -141,7 +144,7 @@ def test_table_store_ddl_needs_no_connection() -> None:
     store = TableStore("mssql+pyodbc://sa:pw@nowhere.invalid/db", "analytics.interactions", create=False)
     ddl = store.ddl("mssql")
     assert ddl.startswith("CREATE TABLE analytics.interactions (")
-    assert ddl.count(";") == 3
+    assert ddl.count(";") == 4  # table, response_id index, timestamp index, unique event_id
     assert set(DDL_DIALECTS) == {"sqlite", "postgresql", "mysql", "mariadb", "mssql"}
     with pytest.raises(ConfigurationError, match="sqlite, postgresql, mysql, mariadb, mssql"):
         store.ddl("oracle")

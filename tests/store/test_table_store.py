@@ -48,7 +48,8 @@ def test_missing_table_is_created_on_first_use(db_url: str, table_name: str) -> 
 def test_columns_are_writable_columns_with_kinds(db_url: str, table_name: str) -> None:
     columns = TableStore(db_url, table_name).columns
     assert ROW_KEY not in columns  # auto-increment: never written
-    assert columns["score"] == "int"
+    assert columns["score"] == "float"
+    assert columns["max_tokens"] == "int"
     assert columns["temperature"] == "float"
     assert columns["timestamp"] == "datetime"
     assert columns["messages"] == columns["response_id"] == "text"

@@ -42,7 +42,7 @@ class DefaultColumn:
 
     >>> col = next(c for c in DEFAULT_COLUMNS if c.name == "score")
     >>> col.kind
-    'int'
+    'float'
     """
 
     name: str
@@ -73,7 +73,7 @@ DEFAULT_COLUMNS: Sequence[DefaultColumn] = (
     DefaultColumn("username", d.long_text(), "User name, from auth info."),
     DefaultColumn("tenant_id", d.long_text(), "Azure AD tenant id, from auth info."),
     DefaultColumn("email", d.long_text(), "User e-mail, from auth info."),
-    DefaultColumn("timestamp", d.timestamp(), "When the interaction started (naive UTC)."),
+    DefaultColumn("timestamp", d.timestamp(), "When the interaction started (naive UTC).", index=True),
     DefaultColumn("system_msg", d.long_text(), "The last system message of the prompt."),
     DefaultColumn("messages", d.long_text(), 'The other messages, as "role:\\ncontent\\n\\n".'),
     DefaultColumn("model", d.long_text(), "Model name as requested."),
@@ -87,7 +87,7 @@ DEFAULT_COLUMNS: Sequence[DefaultColumn] = (
     DefaultColumn("response_system_fingerprint", d.long_text(), "Provider's system fingerprint."),
     DefaultColumn("start_time", d.double(), "Start, seconds since the epoch."),
     DefaultColumn("end_time", d.double(), "End, seconds since the epoch."),
-    DefaultColumn("score", d.integer(), "Score given later with `score(response_id, ...)`."),
+    DefaultColumn("score", d.double(), "Score given later with `score(response_id, ...)`; stored exactly."),
     *_columns(
         d.long_text,
         _APP_FIELD,
@@ -120,6 +120,12 @@ DEFAULT_COLUMNS: Sequence[DefaultColumn] = (
     DefaultColumn("metadata", d.long_text(), "Caller's metadata, as JSON."),
     DefaultColumn("tags", d.long_text(), "Caller's tags, as a JSON list."),
     DefaultColumn("event_id", d.identifier(128), "Idempotency key: a retried row is skipped.", unique=True),
+    # Added in 0.2 (`wonkalytics init --upgrade` adds them to a 0.1 table).
+    DefaultColumn("finish_reason", d.short_text(64), "Why the model stopped (`stop`, `length`, `tool_calls`, ...)."),
+    DefaultColumn("cached_tokens", d.integer(), "Prompt tokens served from the provider's prompt cache."),
+    DefaultColumn("reasoning_tokens", d.integer(), "Completion tokens spent on reasoning."),
+    DefaultColumn("cost_usd", d.double(), "Cost of the call in US dollars, from dated prices; NULL when unknown."),
+    DefaultColumn("pl_request_id", d.identifier(), "PromptLayer's request id, when the PromptLayer sink is on."),
 )
 """The columns of the default table, in table order."""
 
