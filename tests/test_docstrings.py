@@ -16,9 +16,9 @@ MODULES = sorted(
     info.name for info in pkgutil.walk_packages(wonkalytics.__path__, "wonkalytics.") if info.name not in SKIP
 )
 # These modules promise worked examples on their public names.
-MUST_HAVE_EXAMPLES = {f"wonkalytics.record.{n}" for n in ("columns", "flatten", "identity", "messages",
+MUST_HAVE_EXAMPLES = {f"wonkalytics.record.{n}" for n in ("flatten", "identity", "messages",
                                                            "params", "pipeline")} | {
-    f"wonkalytics.store.{n}" for n in ("dialects", "engine", "failures", "schema", "sql")}
+    f"wonkalytics.store.{n}" for n in ("dialects", "engine", "failures", "fit", "schema", "sql")}
 
 
 @pytest.mark.parametrize("name", MODULES)

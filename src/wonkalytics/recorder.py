@@ -17,10 +17,10 @@ from typing import Any
 from wonkalytics.errors import StoreError
 from wonkalytics.interaction import new_event_id
 from wonkalytics.internal_errors import log_limited
-from wonkalytics.record.columns import coerce
 from wonkalytics.record.pipeline import event_row
 from wonkalytics.settings import Settings, load_settings
 from wonkalytics.sinks.table import TableSink
+from wonkalytics.store.fit import coerce
 from wonkalytics.store.sql import TableStore
 from wonkalytics.writer.spool import Spool
 from wonkalytics.writer.worker import BackgroundWriter

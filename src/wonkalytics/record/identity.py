@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from wonkalytics.record.access import field
+from wonkalytics.access import field
 
 __all__ = [
     "IDENTITY_FIELDS",

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
-from wonkalytics.record.access import field, safe_str
+from wonkalytics.access import field, safe_str
 from wonkalytics.record.params import is_absent
 
 __all__ = [

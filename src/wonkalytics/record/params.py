@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from wonkalytics.record.access import field
+from wonkalytics.access import field
 
 __all__ = ["SKIPPED_PARAMS", "is_absent", "param_fields"]
 

@@ -34,11 +34,11 @@ from functools import partial
 from typing import Any
 
 from wonkalytics.interaction import Interaction
-from wonkalytics.record.columns import AUTOMATIC_FIELDS
 from wonkalytics.record.flatten import flatten, strip_prefixes
 from wonkalytics.record.identity import apply_auth_info
 from wonkalytics.record.messages import chat_message_fields, responses_message_fields
 from wonkalytics.record.params import param_fields
+from wonkalytics.store.fit import AUTOMATIC_FIELDS
 
 __all__ = [
     "APP_FIELD_STEPS",

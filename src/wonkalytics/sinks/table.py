@@ -8,9 +8,9 @@ from typing import Any
 
 from wonkalytics.errors import SchemaError
 from wonkalytics.interaction import Interaction
-from wonkalytics.record.columns import fit_to_table
 from wonkalytics.record.pipeline import interaction_row
 from wonkalytics.store.engine import dispose_engines
+from wonkalytics.store.fit import fit_to_table
 from wonkalytics.store.sql import TableStore, is_transient
 
 __all__ = ["TableSink"]

@@ -20,8 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
 
-from wonkalytics.record.columns import ColumnKind
 from wonkalytics.store import dialects as d
+from wonkalytics.store.fit import ColumnKind
 
 __all__ = [
     "DEFAULT_COLUMNS",

@@ -25,10 +25,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from wonkalytics.errors import ConfigurationError, StoreError, UnknownColumnError, WonkalyticsError
-from wonkalytics.record.columns import ColumnKind
 from wonkalytics.store.dialects import InsertPlan, ddl_statements, insert_plan, on_column_reflect, unique_column
 from wonkalytics.store.engine import get_engine, parse_url, redact, safe_url
 from wonkalytics.store.failures import is_deadlock, is_transient, store_error
+from wonkalytics.store.fit import ColumnKind
 from wonkalytics.store.schema import column_kind, default_table
 
 __all__ = [

@@ -1,0 +1,322 @@
+"""Fitting a row onto a table's columns: rename, match, drop, coerce, make text safe.
+
+:func:`resolve_column` is the one rule that finds a field's column -- the column map first, then the
+exact name, then a case-insensitive match -- used alike by inserts, updates and reads.
+
+:func:`fit_to_table` is the last record step and the only one that knows the table. It
+
+1. renames fields through ``column_map`` (field -> the team's own column name);
+2. finds each field's column: the exact name, else a case-insensitive match (returning the table's
+   own spelling). When two fields land on one column, a field renamed by ``column_map`` beats one
+   that is not, an exact match beats a case-insensitive one, and otherwise the first field wins;
+3. drops fields that have no column, and raises :class:`~wonkalytics.errors.NoMatchingColumnsError`
+   when no field outside :data:`AUTOMATIC_FIELDS` has one;
+4. coerces each value to its column's kind (``None`` stays ``None``; what cannot be converted
+   becomes ``None`` rather than an error):
+
+   ==========  ===========================================================================
+   text        ``str`` as is; dict/list/tuple/set as JSON; datetime/date as ISO; bytes decoded
+               as UTF-8; anything else ``str()``
+   int         ``int``, ``bool``, integral ``float``, numeric string; within signed 64 bits
+   float       ``int``, ``float``, numeric string; NaN and infinities become ``None``
+   datetime    ``datetime``, ``date``, ISO string, epoch seconds (a number, not a string);
+               always naive UTC (aware values are converted, naive ones kept as they are)
+   bool        ``bool``, 0/1, "true"/"false"/"yes"/"no"/"on"/"off"/"t"/"f"/"y"/"n"/"1"/"0"
+   ==========  ===========================================================================
+
+Every text value is made safe for every driver: NUL characters are removed (PostgreSQL rejects
+them) and lone surrogates are replaced by U+FFFD (no driver can encode them).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import re
+from collections.abc import Callable, Collection, Iterable, Mapping
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from enum import Enum
+from typing import Any, Literal
+
+from wonkalytics.access import field, safe_str
+from wonkalytics.errors import NoMatchingColumnsError
+
+__all__ = [
+    "AUTOMATIC_FIELDS",
+    "ColumnKind",
+    "clean_text",
+    "coerce",
+    "column_index",
+    "fit_to_table",
+    "resolve_column",
+    "to_bool",
+    "to_datetime",
+    "to_float",
+    "to_int",
+    "to_text",
+]
+
+ColumnKind = Literal["text", "int", "float", "datetime", "bool"]
+"""What kind of value a column takes; the store derives it from the reflected column type."""
+
+AUTOMATIC_FIELDS: frozenset[str] = frozenset({"timestamp", "event_id", "id"})
+"""Fields a row may get without the app saying anything (re-exported by :mod:`.pipeline`). A row whose
+only fields with a column are these is refused by :func:`fit_to_table`: it would record nothing."""
+
+_INT64 = range(-(2**63), 2**63)
+_REAL = (numbers.Real, Decimal)  # Decimal is a number but not registered as numbers.Real
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_TRUE = frozenset({"true", "t", "yes", "y", "on", "1"})
+_FALSE = frozenset({"false", "f", "no", "n", "off", "0"})
+
+
+def clean_text(text: str) -> str:
+    """Remove NUL characters and replace lone surrogates, so any database driver accepts ``text``.
+
+    >>> clean_text("a\\x00b\\ud800c")
+    'ab\\ufffdc'
+    """
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if _SURROGATE.search(text):
+        # Through UTF-16: a high+low pair becomes the character it encodes, a lone one U+FFFD.
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, set | frozenset):
+        return list(value)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    model_dump = field(value, "model_dump")
+    if callable(model_dump):
+        try:
+            return model_dump(mode="json")
+        except Exception:  # not pydantic after all, or a model that cannot dump: fall back to str()
+            return safe_str(value)
+    return safe_str(value)
+
+
+def to_text(value: Any) -> str | None:
+    """Coerce to text: containers as JSON, datetimes as ISO, anything else ``str()``.
+
+    >>> to_text({"a": [1, "é"]}), to_text(datetime(2024, 1, 2, 3, 4)), to_text(1.5)
+    ('{"a": [1, "é"]}', '2024-01-02T03:04:00', '1.5')
+    """
+    if value is None:
+        return None
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, Mapping | list | tuple | set | frozenset):
+        try:
+            text = json.dumps(value, ensure_ascii=False, default=_json_default)
+        except (ValueError, TypeError, RecursionError):  # e.g. a container that contains itself
+            text = safe_str(value)
+    elif isinstance(value, datetime | date | time):
+        text = value.isoformat()
+    elif isinstance(value, bytes | bytearray | memoryview):
+        text = bytes(value).decode("utf-8", "replace")
+    else:
+        text = safe_str(value)
+    return clean_text(text)
+
+
+def _real(value: Any) -> float | None:
+    """A finite float from a number or numeric string, else None."""
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    elif isinstance(value, _REAL):
+        try:
+            number = float(value)
+        except (OverflowError, ValueError):
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def to_int(value: Any) -> int | None:
+    """Coerce to an integer (within signed 64 bits), else ``None``.
+
+    >>> to_int(True), to_int(3.0), to_int(" 42 "), to_int("7.0"), to_int(2.5), to_int("x")
+    (1, 3, 42, 7, None, None)
+    """
+    number: int | None = None
+    if isinstance(value, numbers.Integral):
+        number = int(value)
+    elif isinstance(value, str):
+        try:
+            number = int(value.strip())
+        except ValueError:
+            real = _real(value)
+            number = int(real) if real is not None and real.is_integer() else None
+    elif isinstance(value, _REAL):
+        real = _real(value)
+        number = int(real) if real is not None and real.is_integer() else None
+    return number if number is not None and number in _INT64 else None
+
+
+def to_float(value: Any) -> float | None:
+    """Coerce to a finite float, else ``None``.
+
+    >>> to_float(2), to_float("2.5"), to_float(float("nan")), to_float("abc")
+    (2.0, 2.5, None, None)
+    """
+    return _real(value)
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _from_epoch(value: numbers.Real | Decimal) -> datetime | None:
+    seconds = _real(value)
+    if seconds is None:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def to_datetime(value: Any) -> datetime | None:
+    """Coerce to a naive UTC datetime: datetime, date, ISO string or epoch seconds, else ``None``.
+
+    >>> to_datetime("2024-05-01T12:00:00+02:00"), to_datetime(0)
+    (datetime.datetime(2024, 5, 1, 10, 0), datetime.datetime(1970, 1, 1, 0, 0))
+    """
+    if isinstance(value, datetime):
+        return _naive_utc(value)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            return _naive_utc(datetime.fromisoformat(value.strip()))
+        except ValueError:  # a numeric string is not taken as epoch seconds: "2024" is no 1970 date
+            return None
+    return _from_epoch(value) if isinstance(value, _REAL) else None
+
+
+def to_bool(value: Any) -> bool | None:
+    """Coerce to a boolean: bools, 0/1 and the usual words, else ``None``.
+
+    >>> to_bool(1), to_bool("False"), to_bool("yes"), to_bool(2)
+    (True, False, True, None)
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        word = value.strip().lower()
+        return True if word in _TRUE else False if word in _FALSE else None
+    number = _real(value) if isinstance(value, _REAL) else None
+    if number is not None:
+        return True if number == 1 else False if number == 0 else None
+    return None
+
+
+_COERCE: dict[str, Callable[[Any], Any]] = {
+    "text": to_text,
+    "int": to_int,
+    "float": to_float,
+    "datetime": to_datetime,
+    "bool": to_bool,
+}
+
+
+def coerce(value: Any, kind: ColumnKind) -> Any:
+    """Coerce one value to a column kind, as :func:`fit_to_table` does (unknown kinds: text).
+
+    >>> coerce("12", "int"), coerce(12, "text"), coerce("yes", "bool")
+    (12, '12', True)
+    """
+    convert: Callable[[Any], Any] = _COERCE.get(kind, to_text)
+    return convert(value)
+
+
+def column_index(columns: Iterable[str]) -> dict[str, str]:
+    """Case-folded column name -> the table's own spelling (the first of two that fold alike wins).
+
+    >>> column_index(["Score", "Response_Id"])
+    {'score': 'Score', 'response_id': 'Response_Id'}
+    """
+    folded: dict[str, str] = {}
+    for real_name in columns:
+        folded.setdefault(real_name.casefold(), real_name)
+    return folded
+
+
+def resolve_column(
+    name: str,
+    columns: Collection[str],
+    column_map: Mapping[str, str] | None = None,
+    *,
+    folded: Mapping[str, str] | None = None,
+) -> str | None:
+    """The table's column for field ``name``: through the column map, then exact, then case-insensitive.
+
+    ``folded`` is :func:`column_index` of ``columns``, when the caller keeps one. None: no column.
+
+    >>> resolve_column("score", ["Score", "Response_Id"]), resolve_column("response", ["a"], {"response": "a"})
+    ('Score', 'a')
+    """
+    target = (column_map or {}).get(name, name)
+    if target in columns:
+        return target
+    return (folded if folded is not None else column_index(columns)).get(target.casefold())
+
+
+def fit_to_table(
+    row: Mapping[str, Any],
+    columns: Mapping[str, ColumnKind],
+    *,
+    table: str,
+    column_map: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Keep the fields of ``row`` that have a column in ``columns``, renamed and coerced to fit.
+
+    ``columns`` maps the table's column names to their kind; ``table`` only names the table in the
+    error. Fields without a column are dropped; columns without a field are left out (the row stays
+    sparse, so database defaults apply).
+
+    >>> fit_to_table({"username": "ann", "score": "7", "unknown": 1, "timestamp": 0},
+    ...              {"UserName": "text", "points": "int", "timestamp": "datetime"},
+    ...              table="events", column_map={"score": "points"})
+    {'UserName': 'ann', 'points': 7, 'timestamp': datetime.datetime(1970, 1, 1, 0, 0)}
+
+    Raises:
+        NoMatchingColumnsError: no field other than the automatic ones (timestamp, ids) has a column.
+    """
+    folded = column_index(columns)
+    renames = column_map or {}
+
+    chosen: dict[str, tuple[tuple[bool, bool], Any]] = {}  # column -> (rank, value); lower rank wins
+    has_payload = False
+    for name, value in row.items():
+        column = resolve_column(name, columns, renames, folded=folded)
+        if column is None:
+            continue
+        has_payload = has_payload or name not in AUTOMATIC_FIELDS
+        mapped = name in renames
+        rank = (not mapped, column != renames.get(name, name))
+        if column not in chosen or rank < chosen[column][0]:
+            chosen[column] = (rank, value)
+
+    if not has_payload:
+        raise NoMatchingColumnsError(row.keys(), table, columns)
+    return {column: coerce(value, columns[column]) for column, (_, value) in chosen.items()}
