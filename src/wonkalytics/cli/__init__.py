@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from wonkalytics.cli import demo, fake_openai, init
+from wonkalytics.cli import demo, doctor, fake_openai, init, spool
 from wonkalytics.cli.output import describe, fail, say
 from wonkalytics.errors import WonkalyticsError
 
@@ -85,6 +85,9 @@ app.command("init", epilog=example("wonkalytics init", "wonkalytics init --datab
                                    "postgresql+psycopg://app@db/analytics --table llm_calls",
                                    "wonkalytics init --print-sql --dialect mssql"))(init.init)
 app.command("fake-openai", epilog=example(*fake_openai.EXAMPLES))(fake_openai.fake_openai)
+app.command("doctor", epilog=example("wonkalytics doctor", "wonkalytics doctor --database-url "
+                                     "postgresql+psycopg://app@db/analytics --json"))(doctor.doctor)
+app.add_typer(spool.app, name="spool", epilog=example("wonkalytics spool status", "wonkalytics spool replay"))
 
 
 def main() -> None:
