@@ -78,7 +78,10 @@ def _attach(call: Call, result: Any, hide_usage: bool) -> Any:
 def _disabled(resource: Any, kwargs: dict[str, Any]) -> bool:
     """True when recording is switched off (``enabled=False``): the SDK gets exactly the caller's call."""
     recorder = resource._client._wl_recorder or default_recorder
-    if recorder.enabled:
+    try:
+        if recorder.enabled:
+            return False
+    except Exception:  # invalid settings: reported (once, saying what to fix) when the call is recorded
         return False
     for name in WL_KWARGS:
         kwargs.pop(name, None)  # ours never reach the SDK, recorded or not
