@@ -34,7 +34,7 @@ from wonkalytics.writer.health import Health
 from wonkalytics.writer.lane import Lane
 from wonkalytics.writer.spool import Spool
 
-__all__ = ["DEFAULT_FLUSH_TIMEOUT", "Recorder", "assemble", "default_recorder"]
+__all__ = ["DEFAULT_FLUSH_TIMEOUT", "Recorder", "assemble", "default_recorder", "event_record_row", "row_steps"]
 
 logger = logging.getLogger("wonkalytics")
 
@@ -82,7 +82,7 @@ def _optional(module: str, name: str) -> Any:
         return None
 
 
-def _row_steps(settings: Settings) -> list[RowStep]:
+def row_steps(settings: Settings) -> list[RowStep]:
     """Secret fields out, then the configured redaction (both before a row leaves the process)."""
     steps: list[RowStep] = []
     drop_secrets = _optional("wonkalytics.record.secrets", "drop_secrets")
@@ -134,7 +134,7 @@ def assemble(settings: Settings, submit: Callable[[Op], None]) -> tuple[Writer, 
         if sink is not None:
             sinks.append(sink)
     view = _call_view() if any(sink.needs_call for sink in sinks) else None
-    build = _guarded(record_builder(call_view=view, transforms=_row_steps(settings)))
+    build = _guarded(record_builder(call_view=view, transforms=row_steps(settings)))
     lanes = [
         Lane(
             sink,
