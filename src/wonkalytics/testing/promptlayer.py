@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -111,6 +112,11 @@ class _Server(ThreadingHTTPServer):
         self.owner = owner
         super().__init__(("127.0.0.1", 0), _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (a fault test's proxy reset) is not a server error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -148,7 +154,7 @@ class FakePromptLayer:
         self.problems: list[str] = []
         """Why each refused request was refused (401 / 400 / 404)."""
         self._next_id = 1
-        self._failures: list[int] = []
+        self._failures: list[int | None] = []
         self._delay = threading.Event()
         self._delay_seconds = 0.0
         self._server: _Server | None = None
@@ -197,10 +203,13 @@ class FakePromptLayer:
 
     # -- faults ------------------------------------------------------------------------------------
 
-    def fail_next(self, status: int, times: int = 1) -> None:
-        """Answer the next ``times`` requests with ``status`` (e.g. 429 or 500) without acting on them."""
+    def fail_next(self, status: int, times: int = 1, *, after: int = 0) -> None:
+        """Answer ``times`` requests with ``status`` (e.g. 429 or 500) without acting on them.
+
+        ``after``: let that many requests through normally first (to fail the middle of a batch).
+        """
         with self._lock:
-            self._failures.extend([status] * times)
+            self._failures = [None] * after + [status] * times
 
     def set_delay(self, seconds: float) -> None:
         """Hold every answer back ``seconds`` (0: answer at once again, releasing waiting answers)."""
@@ -249,7 +258,8 @@ class FakePromptLayer:
     def _decide(self, path: str, body: Any, headers: dict[str, str]) -> tuple[int, dict[str, Any], int | None]:
         if self._failures:
             status = self._failures.pop(0)
-            return status, {"success": False, "message": f"injected failure {status}"}, None
+            if status is not None:
+                return status, {"success": False, "message": f"injected failure {status}"}, None
         if path not in ("/rest/track-request", "/rest/track-score"):
             return self._refuse(404, f"no route {path}")
         key = body.get("api_key") if isinstance(body, dict) else None
