@@ -225,7 +225,8 @@ def report(
         median, noise = statistics.median(diffs), ci95(diffs)
         is_aa = name.endswith("(A/A)")
         lines.append(
-            f"| {name} | {active.get(name, '')} | {statistics.median(values):.2f} µs | {median:+.2f} µs ± {noise:.2f} | "
+            f"| {name} | {active.get(name, '')} | {statistics.median(values):.2f} µs | "
+            f"{median:+.2f} µs ± {noise:.2f} | "
             f"{'noise floor' if is_aa else f'<= {TARGET_US:.0f} µs'} | {'info' if is_aa else _verdict(median, noise)} |"
         )
     lines += [
