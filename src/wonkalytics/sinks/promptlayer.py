@@ -341,4 +341,5 @@ def from_settings(settings: Settings, submit: Callable[[Op], None]) -> PromptLay
         base_url=settings.promptlayer_base_url,
         request_ids=TableRequestIds(store, settings.column_map),
         score_fields=frozenset({"score", score_column}),
+        timeout=DEFAULT_TIMEOUT,  # looked up now, not at import: tests shorten it
     )
