@@ -250,9 +250,9 @@ def report(
         )
     lines += [
         "",
-        "On the caller's thread only OpenTelemetry does anything per call: it reads the current span "
-        "(one contextvar look-up and a small dict) when the call starts. PromptLayer and JSON lines run "
-        "entirely on their lanes.",
+        "On the caller's thread each enabled sink costs one put into its lane's queue when a call ends "
+        "(the writer hands every op to every lane); OpenTelemetry also reads the current span (one contextvar "
+        "look-up and a small dict) when the call starts. Sending, spans and files happen on the lanes' threads.",
         END,
     ]
     return "\n".join(lines) + "\n"
