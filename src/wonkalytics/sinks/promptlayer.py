@@ -333,7 +333,10 @@ def from_settings(settings: Settings, submit: Callable[[Op], None]) -> PromptLay
     key = secret.get_secret_value() if secret is not None else ""
     if not key:
         return None
-    store = TableStore(settings.url(), settings.table, create=False)
+    store = TableStore(
+        settings.url(), settings.table, create=False,
+        connect_timeout=settings.connect_timeout, statement_timeout=settings.statement_timeout,
+    )
     score_column = settings.column_map.get("score", "score")
     return PromptLayerSink(
         key,
