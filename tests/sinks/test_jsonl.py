@@ -108,3 +108,9 @@ def test_from_settings(tmp_path: Path) -> None:
     assert jsonl.from_settings(Settings(), lambda op: None) is None
     sink = jsonl.from_settings(Settings(jsonl_dir=tmp_path), lambda op: None)
     assert isinstance(sink, JsonLinesSink) and sink.directory == tmp_path
+
+
+def test_probe_says_whether_the_directory_is_writable(tmp_path: Path) -> None:
+    assert JsonLinesSink(tmp_path / "new" / "feed").probe() is True
+    (tmp_path / "file").write_text("")
+    assert JsonLinesSink(tmp_path / "file" / "feed").probe() is False

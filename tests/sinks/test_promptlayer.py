@@ -211,3 +211,9 @@ def test_from_settings(monkeypatch: pytest.MonkeyPatch, pl: FakePromptLayer) -> 
     monkeypatch.setenv("PROMPTLAYER_API_KEY", KEY)
     sink = promptlayer.from_settings(Settings(promptlayer_base_url=pl.url + "/"), lambda op: None)
     assert isinstance(sink, PromptLayerSink) and sink.base_url == pl.url and KEY not in repr(sink)
+
+
+def test_probe_says_whether_promptlayer_answers(pl: FakePromptLayer, submitted: Submitted) -> None:
+    assert PromptLayerSink(KEY, submitted, base_url=pl.url).probe() is True
+    assert PromptLayerSink(KEY, submitted, base_url="http://127.0.0.1:9").probe() is False
+    assert pl.calls == []  # a GET that carries neither the key nor data

@@ -84,6 +84,14 @@ class JsonLinesSink:
             "value": op.value, "at": self._clock(),
         })
 
+    def probe(self) -> bool:
+        """True when the directory exists (or can be made) and this process may write there (``doctor``)."""
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError:
+            return False
+        return os.access(self.directory, os.W_OK | os.X_OK)
+
     def is_transient(self, exc: BaseException) -> bool:
         """A full or read-only disk may be fixed: every OS error is retried."""
         return isinstance(exc, OSError)

@@ -202,6 +202,15 @@ class PromptLayerSink:
         self._lock = threading.Lock()
         self._delivered = set()
 
+    def probe(self) -> bool:
+        """True when PromptLayer's host answers HTTP at all (for ``wonkalytics doctor``; sends no key, no data)."""
+        try:
+            with httpx.Client(timeout=httpx.Timeout(5.0)) as client:
+                client.get(self.base_url + "/")
+        except httpx.HTTPError:
+            return False
+        return True
+
     # -- sending -----------------------------------------------------------------------------------
 
     def _send(self, op: Op, build: Builder) -> bool:
