@@ -22,14 +22,13 @@ Azure OpenAI when ``AZURE_OPENAI_ENDPOINT`` is set (with ``OPENAI_API_VERSION``,
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from wonkalytics.capture.client import wrap
-from wonkalytics.internal_errors import log_limited, swallow
+from wonkalytics.internal_errors import swallow
 from wonkalytics.recorder import default_recorder
 
 __all__ = ["OpenAIWrapper", "api_key"]
@@ -47,14 +46,8 @@ def _sync_promptlayer_key() -> None:
     key = api_key
     if not key:
         return
-    # Looked up rather than called directly: the recorder's side lands with the writer's lanes.
-    enable = getattr(default_recorder, "enable_promptlayer", None)
-    if enable is None:
-        log_limited("promptlayer-key", logging.WARNING, "wonkalytics: openai_wrapper.api_key is set but this "
-                    "recorder cannot enable PromptLayer; set PROMPTLAYER_API_KEY before the first call instead")
-        return
     try:
-        enable(key)
+        default_recorder.enable_promptlayer(key)
     except Exception:
         swallow("enabling PromptLayer from openai_wrapper.api_key", "calls are not sent to PromptLayer")
 

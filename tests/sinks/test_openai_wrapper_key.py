@@ -15,7 +15,7 @@ async def test_a_key_set_after_import_enables_promptlayer_at_the_next_call(
     fake: FakeOpenAI, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     keys: list[str] = []
-    monkeypatch.setattr(default_recorder, "enable_promptlayer", keys.append, raising=False)
+    monkeypatch.setattr(default_recorder, "enable_promptlayer", keys.append)
     monkeypatch.setattr(openai_wrapper, "api_key", None)
     monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
     monkeypatch.delenv("AZURE_OPENAI_ENDPOINT", raising=False)
