@@ -46,9 +46,6 @@ def test_message_content_shapes(wl_sqlite: Setup, case: str) -> None:
 
 
 def test_messages_as_a_generator(wl_sqlite: Setup, request: pytest.FixtureRequest) -> None:
-    request.applymarker(pytest.mark.xfail(
-        reason="capture/kwargs.py must turn an iterator of messages into a list before the SDK reads it, "
-               "so the row can render it too; until then the row says the iterator was consumed", strict=True))
     client = wl_sqlite.client()
     gen = (m for m in [{"role": "system", "content": "Be short."}, {"role": "user", "content": "hi"}])
     stream = client.chat.completions.create(model="m", messages=gen, stream=True)  # type: ignore[arg-type]

@@ -61,9 +61,6 @@ def test_a_system_msg_given_plainly_wins(wl_sqlite: Setup) -> None:
 def test_a_seed_item_with_an_api_key_column_never_stores_the_key(
     sqlite_url: str, table_name: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    request.applymarker(pytest.mark.xfail(
-        reason="analytics.py: _write_to_azure_sql builds with record_builder() without the drop_secrets "
-               "step that the recorder's lanes use", strict=True))
     engine = sa.create_engine(sqlite_url)
     with engine.begin() as conn:
         conn.execute(sa.text(f"CREATE TABLE {table_name} (pk INTEGER PRIMARY KEY, model TEXT, api_key TEXT)"))

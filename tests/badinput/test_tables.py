@@ -73,10 +73,6 @@ def test_reserved_word_space_and_umlaut_columns(team: Setup) -> None:
 
 
 def test_a_value_longer_than_a_varchar_20_column(team: Setup, request: pytest.FixtureRequest) -> None:
-    if not team.url.startswith("sqlite"):
-        request.applymarker(pytest.mark.xfail(
-            reason="write path (store/fit.py): values longer than a VARCHAR are refused by the database and "
-                   "set aside in the rejected-ops file instead of being cut to fit", strict=True))
     wonkalytics.log(action="long", short_note="n" * 500)
     assert wonkalytics.flush(30)
     [row] = _select(team.url, f"SELECT action, short_note FROM {team.table}")

@@ -150,10 +150,6 @@ def test_an_integer_too_large_for_the_column(wl: Setup) -> None:
 def test_response_ids_none_empty_long_or_unicode(
     wl: Setup, response_id: str | None, request: pytest.FixtureRequest
 ) -> None:
-    if response_id and len(response_id) > 255 and not wl.url.startswith("sqlite"):
-        request.applymarker(pytest.mark.xfail(
-            reason="write path (store/fit.py): a value longer than a VARCHAR column is refused by the database "
-                   "and set aside in the rejected-ops file instead of being cut to fit", strict=True))
     wonkalytics.log(action="rid", response_id=response_id)
     row = wl.one()
     assert row["action"] == "rid"

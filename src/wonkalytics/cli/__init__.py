@@ -83,10 +83,11 @@ def _root(
 app.command("demo", epilog=example(*demo.EXAMPLES))(demo.demo)
 app.command("init", epilog=example("wonkalytics init", "wonkalytics init --database-url "
                                    "postgresql+psycopg://app@db/analytics --table llm_calls",
-                                   "wonkalytics init --print-sql --dialect mssql"))(init.init)
+                                   "wonkalytics init --print-sql --dialect mssql",
+                                   "wonkalytics init --upgrade --print-sql", "wonkalytics init --upgrade"))(init.init)
 app.command("fake-openai", epilog=example(*fake_openai.EXAMPLES))(fake_openai.fake_openai)
-app.command("doctor", epilog=example("wonkalytics doctor", "wonkalytics doctor --database-url "
-                                     "postgresql+psycopg://app@db/analytics --json"))(doctor.doctor)
+app.command("doctor", epilog=example("wonkalytics doctor", "wonkalytics doctor --json --database-url "
+                                     "postgresql+psycopg://app@db/analytics"))(doctor.doctor)
 app.add_typer(spool.app, name="spool", epilog=example("wonkalytics spool status", "wonkalytics spool replay"))
 
 
