@@ -12,11 +12,9 @@ With ``OPENAI_API_KEY`` set it asks OpenAI itself; ``WONKALYTICS_DATABASE_URL`` 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-
 # --- quick start (README.md shows this part) ---
+import asyncio
+
 import openai
 
 import wonkalytics
@@ -42,13 +40,18 @@ async def answer(question: str, headers: dict[str, str]) -> str:
 
 
 def main() -> None:
-    wonkalytics.configure()  # WONKALYTICS_DATABASE_URL, or the SQLite file wonkalytics.db
+    # WONKALYTICS_DATABASE_URL, else the SQLite file wonkalytics.db; or in code, e.g.
+    # wonkalytics.configure(database_url="postgresql+psycopg://app@db/analytics")
+    wonkalytics.configure()
     print(asyncio.run(answer("What is a good first analytics question?", headers={})))
     wonkalytics.flush()  # at exit this happens anyway (bounded wait)
 # --- end of quick start ---
 
 
 if __name__ == "__main__":
+    import contextlib
+    import os
+
     with contextlib.ExitStack() as stack:
         if not os.environ.get("OPENAI_API_KEY"):  # offline: the bundled OpenAI-compatible server
             from wonkalytics.testing import FakeOpenAI
