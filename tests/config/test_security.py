@@ -29,7 +29,8 @@ HEADER_TOKEN = "Bearer app-token-0123456789"
 FIELD_KEY = "field-key-0123456789"
 FIELD_PASSWORD = "field-pw-0123456789"
 DB_PASSWORD = "Db-Pa55word-0123456789"
-SECRETS = (OPENAI_KEY, HEADER_TOKEN.split()[1], FIELD_KEY, FIELD_PASSWORD, DB_PASSWORD)
+PL_KEY = "pl_live_0123456789abcdef"
+SECRETS = (OPENAI_KEY, HEADER_TOKEN.split()[1], FIELD_KEY, FIELD_PASSWORD, DB_PASSWORD, PL_KEY)
 
 
 def _leaks(text: str) -> list[str]:
@@ -57,15 +58,25 @@ def pg_with_password(table_name: str) -> Iterator[tuple[str, str, FaultProxy]]:
 
 
 @pytest.mark.db
+@pytest.mark.parametrize("sinks", [
+    "table",
+    pytest.param("all", marks=pytest.mark.xfail(
+        reason="record/build.py: drop_secrets and redaction run over Record.row only; Record.call (the structured "
+               "call view the PromptLayer and JSON-lines sinks use) keeps wl_metadata's secret fields, which reach "
+               "spool_dir/promptlayer/*.jsonl and the JSON-lines files", strict=True)),
+])
 def test_no_secret_in_rows_logs_errors_or_spool_files(
     pg_with_password: tuple[str, str, FaultProxy], table_name: str, tmp_path: Path, fake: FakeOpenAI,
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, sinks: str,
 ) -> None:
     url, direct, proxy = pg_with_password
     spool = tmp_path / "spool"
     caplog.set_level(logging.DEBUG, logger="wonkalytics")
+    jsonl = tmp_path / "jsonl"
+    others: dict[str, str] = {"jsonl_dir": str(jsonl), "promptlayer_api_key": PL_KEY,
+                              "promptlayer_base_url": fake.base_url} if sinks == "all" else {}  # PL: 404 here
     wonkalytics.configure(database_url=url, table=table_name, spool_dir=str(spool), durability="disk",
-                          flush_interval=0.01, connect_timeout=1, statement_timeout=2)
+                          flush_interval=0.01, connect_timeout=1, statement_timeout=2, **others)
     wonkalytics.log(action="warm-up")
     assert wonkalytics.flush(30)
     proxy.refuse()  # rows now wait in the spool, and the writer logs connection errors
@@ -96,6 +107,11 @@ def test_no_secret_in_rows_logs_errors_or_spool_files(
     assert "Ann" in rows and _leaks(rows) == []
     assert _leaks(caplog.text) == [], caplog.text[-2000:]
     assert _leaks(repr(wonkalytics.health())) == []
+    if sinks == "all":
+        lines = "".join(p.read_text(errors="replace") for p in jsonl.rglob("*") if p.is_file())
+        assert "Ann" in lines and _leaks(lines) == []  # the JSON-lines sink's files
+    on_disk = "".join(p.read_text(errors="replace") for p in spool.rglob("*") if p.is_file())
+    assert _leaks(on_disk) == []  # PromptLayer's refused ops (404) included
 
 
 def test_no_password_in_configuration_errors(tmp_path: Path) -> None:

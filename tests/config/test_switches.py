@@ -91,3 +91,15 @@ def test_a_redact_callable_that_raises_never_stores_the_row_unredacted(
     [placeholder] = stored  # the call's row, without its content; the event is left out (logged)
     assert placeholder["status"] == "ok" and "could not build this row" in placeholder["error"]
     assert "redactor bug" in caplog.text
+
+
+@pytest.mark.xfail(reason="record/build.py: redaction runs over Record.row only; Record.call (the structured call "
+                          "view of the PromptLayer and JSON-lines sinks) keeps the prompt as sent", strict=True)
+def test_redact_applies_to_every_sink(setup: Any, fake: FakeOpenAI, tmp_path: Path) -> None:
+    configure, rows = setup
+    jsonl = tmp_path / "jsonl"
+    configure(redact="email", jsonl_dir=str(jsonl))
+    _chat(_client(fake), "mail ada@example.com")
+    assert rows()[0]["messages"] == "user:\nmail [email]\n\n"
+    lines = "".join(p.read_text() for p in jsonl.rglob("*") if p.is_file())
+    assert "[email]" in lines and "ada@example.com" not in lines
