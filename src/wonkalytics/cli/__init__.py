@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from wonkalytics.cli import demo, fake_openai, init
+from wonkalytics.cli import demo, fake_openai, init, stats
 
 app = typer.Typer(
     name="wonkalytics",
@@ -16,6 +16,7 @@ app = typer.Typer(
 app.command("demo")(demo.demo)
 app.command("init")(init.init)
 app.command("fake-openai")(fake_openai.fake_openai)
+app.command("stats")(stats.stats)
 
 
 def main() -> None:
