@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from wonkalytics.cli import demo, fake_openai, init, stats
+from wonkalytics.cli import dashboard, demo, fake_openai, init, stats
 
 app = typer.Typer(
     name="wonkalytics",
@@ -17,6 +17,7 @@ app.command("demo")(demo.demo)
 app.command("init")(init.init)
 app.command("fake-openai")(fake_openai.fake_openai)
 app.command("stats")(stats.stats)
+app.command("dashboard")(dashboard.dashboard)
 
 
 def main() -> None:
