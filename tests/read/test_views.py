@@ -61,7 +61,9 @@ def test_daily_view_matches_python(drop_views: None, seeded: str, table_name: st
             pytest.approx(sum(costs)) if costs else None)
 
 
-def test_calls_view_has_no_conversation(drop_views: None, seeded: str, table_name: str, rows: list[dict[str, Any]]) -> None:
+def test_calls_view_has_no_conversation(
+    drop_views: None, seeded: str, table_name: str, rows: list[dict[str, Any]]
+) -> None:
     store = TableStore(seeded, table_name, create=False)
     create_views(get_engine(seeded), store.table)
     create_views(get_engine(seeded), store.table)  # "or replace": a second run succeeds
