@@ -68,6 +68,30 @@ def test_stats_errors_say_what_to_do(sqlite_url: str, table_name: str) -> None:
     assert "wonkalytics demo" in empty
 
 
-@pytest.mark.parametrize("command", ["stats"])
+@pytest.mark.parametrize("command", ["stats", "export", "dashboard"])
 def test_help_shows_an_example(command: str) -> None:
     assert "Example: wonkalytics" in run(command, "--help").stdout
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_export_streams_every_row(seeded: str, table_name: str, rows: list[dict[str, Any]], fmt: str,
+                                  tmp_path: Any) -> None:
+    out = tmp_path / f"rows.{fmt}"
+    run("export", "--format", fmt, "--output", str(out), "--database-url", seeded, "--table", table_name,
+        "--since", "2026-03-01", "--until", "2026-04-30")
+    if fmt == "csv":
+        import csv
+
+        with out.open(newline="", encoding="utf-8") as f:
+            exported = list(csv.DictReader(f))
+    else:
+        exported = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert sorted(r["event_id"] for r in exported) == sorted(r["event_id"] for r in rows)
+    by_id = {r["event_id"]: r for r in exported}
+    needle = next(r for r in rows if "NEEDLE" in (r.get("response") or ""))
+    assert by_id[needle["event_id"]]["response"] == needle["response"]
+    stamps = [r["timestamp"] for r in exported]
+    assert stamps == sorted(stamps)  # oldest first
+    chats = run("export", "--format", "jsonl", "--no-events", "--database-url", seeded, "--table", table_name,
+                "--since", "2026-03-01", "--until", "2026-04-30").stdout.splitlines()
+    assert len(chats) == sum(r.get("model") is not None for r in rows)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from wonkalytics.cli import dashboard, demo, doctor, fake_openai, init, spool, stats
+from wonkalytics.cli import dashboard, demo, doctor, export, fake_openai, init, spool, stats
 
 app = typer.Typer(
     name="wonkalytics",
@@ -20,6 +20,7 @@ app.command("doctor")(doctor.doctor)
 app.add_typer(spool.app, name="spool")
 app.command("stats")(stats.stats)
 app.command("dashboard")(dashboard.dashboard)
+app.command("export")(export.export)
 
 
 def main() -> None:
