@@ -137,8 +137,8 @@ def _show_rows(console: Console, *, limit: int) -> None:
         f"{sum(row.get('total_tokens') or 0 for row in chats)} tokens"
         + (f", average score {sum(scores) / len(scores):.0f}" if scores else "")
     )
-    query = f"SELECT username, status, score, response FROM {store.name}"  # noqa: S608 - printed, never run
-    console.print(f"Read them with plain SQL, e.g. sqlite3 wonkalytics.db '{query}'")
+    console.print("Next: [bold]wonkalytics stats[/bold] (the numbers, also [bold]--by model[/bold] or "
+                  "[bold]--json[/bold]) and [bold]wonkalytics dashboard --open[/bold] (charts in your browser)")
 
 
 __all__ = ["demo"]
