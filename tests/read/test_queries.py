@@ -196,3 +196,21 @@ def test_bad_period(text: str, message: str) -> None:
         make_period(tz="Mars/Olympus")
     with pytest.raises(ValueError, match="the period is empty"):
         make_period("2026-03-02", "2026-03-01")
+
+
+@pytest.mark.parametrize("durations", [[5.0], [5.0, 7.0], [1.0, 2.0, 3.0, 4.0, 100.0], [3.0] * 4 + [9.5] * 3])
+def test_percentiles_of_few_values(db_url: str, table_name: str, durations: list[float]) -> None:
+    store = TableStore(db_url, table_name)
+    store.create_table()
+    base = datetime(2026, 6, 1, 8)
+    store.insert_many([{"event_id": f"d{n}", "model": "m", "status": "ok", "duration_ms": d,
+                        "timestamp": base + timedelta(minutes=n)} for n, d in enumerate(durations)]
+                      + [{"event_id": "none", "model": "m", "status": "ok", "timestamp": base}])
+    reader = ReadStore(db_url, table_name)
+    period = make_period("2026-06-01", "2026-06-01")
+    got = reader.overview(period)["duration_ms"]
+    assert got["p50"] == pytest.approx(percentile(durations, 0.5))
+    assert got["p95"] == pytest.approx(percentile(durations, 0.95))
+    assert reader.overview(period, medians=False)["duration_ms"]["p95"] == pytest.approx(got["p95"])
+    (group,) = reader.groups(period, "model")
+    assert group["duration_ms"] == pytest.approx(got)

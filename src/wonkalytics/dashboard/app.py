@@ -149,7 +149,7 @@ def create_app(reader: ReadStore, *, token: str | None = None, default_tz: str =
     def overview_page(request: Request) -> HTMLResponse:
         view = view_of(request)
         now = checked(lambda: reader.overview(view.period, view.filters))
-        before = reader.overview(view.period.previous(), view.filters)
+        before = reader.overview(view.period.previous(), view.filters, medians=False)  # the KPIs show p95s
         fields = [f for f in reader.category_fields() if f not in _BREAKDOWNS and f not in ("model", "status")]
         by = view.extra.get("by") or (fields[0] if fields else None)
         return page(request, "overview.html", view=view, overview=now, kpis=_kpis(now, before),

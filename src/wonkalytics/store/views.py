@@ -32,7 +32,8 @@ from sqlalchemy.engine import Dialect
 from wonkalytics.store.dialects import dialect_for
 from wonkalytics.store.fit import resolve_column
 
-__all__ = ["PRIVATE_TEXTS", "create_views", "dialect_for", "view_names", "view_statements"]
+__all__ = ["PRIVATE_TEXTS", "READ_INDEX_FIELDS", "create_read_index", "create_views", "dialect_for",
+           "read_index", "view_names", "view_statements"]
 
 PRIVATE_TEXTS = ("system_msg", "messages", "response")
 """Fields left out of ``<table>_calls``: what the user asked and what the model answered."""
@@ -120,3 +121,40 @@ def create_views(engine: sa.Engine, table: sa.Table, column_map: Mapping[str, st
         for statement in statements:
             conn.exec_driver_sql(statement)
     return view_names(table)
+
+
+READ_INDEX_FIELDS = ("timestamp", "model", "status", "username", "tenant_id", "score", "duration_ms", "ttft_ms",
+                     "prompt_tokens", "completion_tokens", "cost_usd")
+"""The columns every overview query reads, ``timestamp`` first (the period is always a range on it)."""
+
+
+def read_index(table: sa.Table, dialect: Dialect, column_map: Mapping[str, str] | None = None) -> sa.Index | None:
+    """A covering index for the read side: the overview, breakdowns and time series are answered from
+    the index alone, without touching the wide rows (prompts and answers) of the table.
+
+    Measured with ``bench/read_side.py`` (1,000,000 rows, BENCHMARKS.md). ``timestamp`` is the key and
+    the others ride along: as key columns on SQLite, ``INCLUDE`` columns on PostgreSQL (11+) and SQL
+    Server (where long text can only be included). None on MySQL/MariaDB, which can neither include
+    columns nor index LONGTEXT without a prefix (their plain ``timestamp`` index is what they get).
+    """
+    if dialect.name in ("mysql", "mariadb"):
+        return None
+    names = [real for f in READ_INDEX_FIELDS if (real := resolve_column(f, table.c.keys(), column_map)) is not None]
+    if not names or names[0] != resolve_column("timestamp", table.c.keys(), column_map):
+        return None
+    columns = [table.c[n] for n in names]
+    name = f"ix_{table.name}_reads"[:60]
+    if dialect.name == "sqlite":
+        return sa.Index(name, *columns)
+    return sa.Index(name, columns[0], postgresql_include=names[1:], mssql_include=names[1:])
+
+
+def create_read_index(engine: sa.Engine, table: sa.Table, column_map: Mapping[str, str] | None = None) -> str | None:
+    """Create :func:`read_index` unless it exists; returns its name (None where the dialect gets none)."""
+    index = read_index(table, engine.dialect, column_map)
+    if index is None:
+        return None
+    existing = {ix["name"] for ix in sa.inspect(engine).get_indexes(table.name, schema=table.schema)}
+    if index.name not in existing:
+        index.create(engine)
+    return str(index.name)
