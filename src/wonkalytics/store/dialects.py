@@ -40,6 +40,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.expression import Executable
 
 from wonkalytics.errors import ConfigurationError
+from wonkalytics.store.bulk import CopyInsert, supports_copy
 
 __all__ = [
     "DDL_DIALECTS",
@@ -213,11 +214,13 @@ class InsertPlan:
     ``count`` says how the number of inserted rows is known afterwards: the driver's ``rowcount``,
     the rows of a ``RETURNING`` clause, ``preselect`` (look up which event ids exist before the
     insert, in the same transaction; best effort under concurrency) or ``all`` (no dedupe: every row
-    lands or the transaction fails).
+    lands or the transaction fails). ``bulk``, when set, runs (and counts) groups large enough for COPY.
     """
 
     statement: Executable
     count: CountMethod
+    bulk: CopyInsert | None = None
+    """PostgreSQL through psycopg 3: the COPY path, taken by groups of at least ``MIN_COPY_ROWS`` rows."""
 
 
 def insert_plan(
@@ -227,7 +230,9 @@ def insert_plan(
 
     ``dedupe_on`` is the name of a column with a unique index (normally ``event_id``), or None.
 
-    - SQLite / PostgreSQL: ``INSERT ... ON CONFLICT (event_id) DO NOTHING``
+    - SQLite / PostgreSQL: ``INSERT ... ON CONFLICT (event_id) DO NOTHING``; on PostgreSQL through
+      psycopg 3 the rows are COPYed into a staging table first (:mod:`wonkalytics.store.bulk`:
+      measured 1.5-2x the executemany in bench/ingest.py)
     - MySQL / MariaDB: ``INSERT ... ON DUPLICATE KEY UPDATE event_id = event_id`` (a no-op update;
       unlike ``INSERT IGNORE`` it does not turn data errors such as truncation into warnings)
     - SQL Server: ``INSERT INTO t (...) SELECT ?, ... WHERE NOT EXISTS (SELECT 1 FROM t WITH
@@ -241,8 +246,9 @@ def insert_plan(
         return InsertPlan(sqlite.insert(table).on_conflict_do_nothing(index_elements=[dedupe_on]), "rowcount")
     if name == "postgresql":
         pg_stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=[dedupe_on])
+        bulk = CopyInsert.build(table, keys, dedupe_on) if supports_copy(dialect) else None
         # psycopg reports no rowcount for executemany; RETURNING lists exactly the rows inserted.
-        return InsertPlan(pg_stmt.returning(table.c[dedupe_on]), "returning")
+        return InsertPlan(pg_stmt.returning(table.c[dedupe_on]), "returning", bulk)
     if name in _MYSQL:
         # With CLIENT_FOUND_ROWS (needed so UPDATE reports matched rows) a skipped duplicate counts
         # as affected, so the rowcount cannot tell inserted from skipped.

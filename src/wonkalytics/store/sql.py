@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from wonkalytics.errors import ConfigurationError, StoreError, UnknownColumnError, WonkalyticsError
+from wonkalytics.store.bulk import MIN_COPY_ROWS
 from wonkalytics.store.dialects import InsertPlan, ddl_statements, insert_plan, on_column_reflect, unique_column
 from wonkalytics.store.engine import get_engine, parse_url, redact, safe_url
 from wonkalytics.store.failures import is_deadlock, is_transient, store_error
@@ -241,6 +242,8 @@ class TableStore:
     def _insert_group(
         self, conn: Connection, state: _Reflected, plan: InsertPlan, group: list[dict[str, Any]]
     ) -> int:
+        if plan.bulk is not None and len(group) >= MIN_COPY_ROWS:
+            return plan.bulk.run(conn, group)
         if plan.count == "preselect":
             assert state.dedupe_on is not None
             column = state.table.c[state.dedupe_on]
