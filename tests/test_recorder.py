@@ -108,7 +108,7 @@ def test_a_crash_leaves_rows_on_disk_that_the_next_process_writes(tmp_path: Path
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WONKALYTICS_", "AZURE_"))}
     env["WONKALYTICS_DATABASE_URL"] = f"sqlite:///{tmp_path / 'crash.db'}"
     subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, check=True, timeout=60)
-    assert list((tmp_path / "wonkalytics-spool").glob("*.jsonl"))
+    assert list((tmp_path / "wonkalytics-spool" / "table").glob("*.jsonl"))
     after = "import wonkalytics; wonkalytics.log(action='next-start'); assert wonkalytics.flush(10)"
     subprocess.run([sys.executable, "-c", after], cwd=tmp_path, env=env, check=True, timeout=60)
     rows = read_rows(env["WONKALYTICS_DATABASE_URL"], "wonkalytics_interactions", "row_pk")
@@ -122,7 +122,7 @@ def test_a_row_that_fits_no_column_is_set_aside_and_logged(
     wonkalytics.log(action="fine")
     assert wonkalytics.flush(10)
     assert "none of the fields" in caplog.text
-    rejected = list((tmp_path / "spool").glob("rejected-*.jsonl"))
+    rejected = list((tmp_path / "spool" / "table").glob("rejected-*.jsonl"))
     assert rejected and "colour" in rejected[0].read_text()
     settings = recorder.settings
     rows = read_rows(str(settings.url()), settings.table, "row_pk")

@@ -32,14 +32,17 @@ from wonkalytics.interaction import Interaction
 from wonkalytics.record.identity import identity_from_headers
 from wonkalytics.recorder import DEFAULT_FLUSH_TIMEOUT, Recorder, default_recorder
 from wonkalytics.settings import Settings
+from wonkalytics.writer.health import Health, SinkHealth
 
 __all__ = [
     "ConfigurationError",
+    "Health",
     "Interaction",
     "NoMatchingColumnsError",
     "Recorder",
     "SchemaError",
     "Settings",
+    "SinkHealth",
     "StoreError",
     "UnknownColumnError",
     "WonkalyticsError",
@@ -49,6 +52,7 @@ __all__ = [
     "configure",
     "context",
     "flush",
+    "health",
     "identity_from_headers",
     "is_wrapped",
     "log",
@@ -108,21 +112,43 @@ def shutdown(timeout: float | None = None) -> bool:
     return default_recorder.shutdown(timeout)
 
 
-def score(response_id: str, score: float) -> bool:
-    """Set the ``score`` of the row with ``response_id``; True when a row was updated, else False."""
-    return default_recorder.score(response_id, score)
+def health() -> Health:
+    """Per sink: ``queued``, ``written``, ``retried``, ``spooled``, ``rejected``, ``pending_updates``,
+    ``last_error`` (never a secret) and ``last_success_at``. Plain data, cheap to call.
+
+    Example: ``wonkalytics.health()["table"].queued``.
+    """
+    return default_recorder.health()
 
 
-def update_row_property(response_id: str, name: str, value: Any) -> bool:
-    """Set column ``name`` of the row with ``response_id``; ValueError when there is no such column."""
-    return default_recorder.update_row_property(response_id, name, value)
+def score(response_id: str, score: float, *, wait: bool = True, timeout: float | None = None) -> bool | None:
+    """Set the ``score`` of the row with ``response_id``, queued behind the rows it follows.
+
+    The value is checked now (``ValueError`` when the column cannot hold it exactly). With ``wait`` it
+    returns True when a row was updated, False when none has that id or the database did not answer
+    within ``timeout`` (default: setting ``update_timeout``, 10 s; the update then stays queued and is
+    applied later). ``wait=False`` returns None at once.
+    """
+    return default_recorder.score(response_id, score, wait=wait, timeout=timeout)
 
 
-async def ascore(response_id: str, score: float) -> bool:
-    """Async twin of :func:`score` (the database work runs in a thread)."""
-    return await default_recorder.ascore(response_id, score)
+def update_row_property(
+    response_id: str, name: str, value: Any, *, wait: bool = True, timeout: float | None = None
+) -> bool | None:
+    """Set column ``name`` of the row with ``response_id`` (see :func:`score`); ``UnknownColumnError``
+    (a ValueError) when there is no such column."""
+    return default_recorder.update_row_property(response_id, name, value, wait=wait, timeout=timeout)
 
 
-async def aupdate_row_property(response_id: str, name: str, value: Any) -> bool:
-    """Async twin of :func:`update_row_property` (the database work runs in a thread)."""
-    return await default_recorder.aupdate_row_property(response_id, name, value)
+async def ascore(
+    response_id: str, score: float, *, wait: bool = True, timeout: float | None = None
+) -> bool | None:
+    """Async twin of :func:`score` (the wait never blocks the event loop)."""
+    return await default_recorder.ascore(response_id, score, wait=wait, timeout=timeout)
+
+
+async def aupdate_row_property(
+    response_id: str, name: str, value: Any, *, wait: bool = True, timeout: float | None = None
+) -> bool | None:
+    """Async twin of :func:`update_row_property` (the wait never blocks the event loop)."""
+    return await default_recorder.aupdate_row_property(response_id, name, value, wait=wait, timeout=timeout)

@@ -6,16 +6,61 @@ Example::
 
     _write_to_azure_sql({"username": "ada", "action": "test_log", "timestamp": datetime.now()})
     score("chatcmpl-8jnIJAkEKBQJn5cs7QCJ1wIcBaII2", 100)
+
+``score`` / ``update_row_property`` are updates queued behind the rows they follow (see
+:meth:`wonkalytics.Recorder.update_row_property`), waited for as the seed did. The seed-only
+synchronous write, ``_write_to_azure_sql``, lives here: it writes one row now, on the caller's thread.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Mapping
 from typing import Any
 
 from wonkalytics import ascore, aupdate_row_property
-from wonkalytics.recorder import default_recorder
+from wonkalytics.errors import WonkalyticsError
+from wonkalytics.ops import Insert
+from wonkalytics.record.build import record_builder
+from wonkalytics.recorder import default_recorder, event_record_row
+from wonkalytics.settings import Settings
+from wonkalytics.sinks.table import TableSink
+from wonkalytics.store.sql import TableStore
 
 __all__ = ["_write_to_azure_sql", "ascore", "aupdate_row_property", "score", "update_row_property"]
+
+logger = logging.getLogger("wonkalytics")
+
+_side_lock = threading.Lock()
+_side_sinks: dict[str, TableSink] = {}
+_build = record_builder()
+
+
+def _connection_settings(**connection: Any) -> Settings:
+    """The settings in force, with the seed's per-call Azure SQL options (used only without a URL)."""
+    settings = default_recorder.settings
+    overrides = {key: value for key, value in connection.items() if value is not None}
+    if not overrides or settings.database_url is not None:
+        return settings
+    return settings.model_copy(update=overrides)
+
+
+def _sink_for(settings: Settings) -> TableSink:
+    """The default table sink, or one for other connection options (cached per URL)."""
+    if settings is default_recorder.settings:
+        return default_recorder.sink
+    key = settings.url().render_as_string(hide_password=False)
+    if key == default_recorder.settings.url().render_as_string(hide_password=False):
+        return default_recorder.sink
+    with _side_lock:
+        if key not in _side_sinks:
+            store = TableStore(
+                settings.url(), settings.table, create=settings.create_table,
+                connect_timeout=settings.connect_timeout, statement_timeout=settings.statement_timeout,
+            )
+            _side_sinks[key] = TableSink(store, settings.column_map)
+        return _side_sinks[key]
 
 
 def _write_to_azure_sql(
@@ -28,15 +73,43 @@ def _write_to_azure_sql(
 
     Nested dicts are flattened to ``PARENT_CHILD`` keys, ``kwargs_`` / ``request_`` prefixes are
     stripped, ``auth_info`` becomes username / email / tenant_id, and keys with no column are
-    ignored (a record with no matching column at all raises ``NoMatchingColumnsError``). The
-    connection options apply to the Azure SQL connection built from ``AZURE_SQL_*`` variables.
+    ignored. Like the seed it never raises for a failure to write (no database, no driver, no table,
+    no matching column): it returns False and logs why. The connection options apply to the Azure
+    SQL connection built from ``AZURE_SQL_*`` variables.
     """
-    return default_recorder.write_now(
-        item,
-        encrypt=encrypt,
-        connection_timeout=connection_timeout,
-        trust_server_certificate=trust_server_certificate,
-    )
+    try:
+        if not isinstance(item, Mapping):
+            raise TypeError(f"_write_to_azure_sql takes a dict, not {type(item).__name__}")
+        settings = _connection_settings(
+            encrypt=encrypt, connection_timeout=connection_timeout, trust_server_certificate=trust_server_certificate
+        )
+        sink = _sink_for(settings)
+        op = Insert(source=event_record_row(item))
+        for rejection in sink.write([op], _build):
+            raise rejection.error
+    except (WonkalyticsError, ValueError, TypeError) as exc:
+        logger.error("wonkalytics: the analytics row was not written: %s", exc)
+        return False
+    except Exception as exc:  # a driver's own error type: the seed returned False here too
+        logger.error("wonkalytics: the analytics row was not written: %s: %s", type(exc).__name__, exc)
+        return False
+    return True
+
+
+def _seed_update(response_id: str, name: str, value: Any, **connection: Any) -> bool:
+    settings = _connection_settings(**connection)
+    if settings is default_recorder.settings or _sink_for(settings) is default_recorder.sink:
+        return bool(default_recorder.update_row_property(response_id, name, value))
+    # Other connection options than the configured ones (the seed passed them per call): write now.
+    sink = _sink_for(settings)
+    column = sink.column(name)
+    checked = sink.check_update(name, value, "response_id", settings.update_timeout)
+    default_recorder.flush(settings.update_timeout)
+    try:
+        return sink.store.update_where(sink.column("response_id"), response_id, column, checked)
+    except WonkalyticsError as exc:
+        logger.error("wonkalytics: updating %s for response_id %r failed: %s", name, response_id, exc)
+        return False
 
 
 def score(
@@ -48,11 +121,12 @@ def score(
 ) -> bool:
     """Set the ``score`` of the row with ``response_id``: True when a row was updated, else False.
 
-    Rows still queued are written first, so an interaction logged a moment ago is found. Returns
-    False (and logs why) when the database fails.
+    The update is queued behind rows still being written, so an interaction logged a moment ago is
+    found; it waits at most ``update_timeout`` seconds (False then, and the update stays queued).
+    ``ValueError`` when the score is not a number the column can hold exactly.
     """
-    return default_recorder.score(
-        response_id, score, encrypt=encrypt, connection_timeout=connection_timeout,
+    return _seed_update(
+        response_id, "score", score, encrypt=encrypt, connection_timeout=connection_timeout,
         trust_server_certificate=trust_server_certificate,
     )
 
@@ -68,9 +142,9 @@ def update_row_property(
     """Set column ``property_name`` of the row with ``response_id``; True when a row was updated.
 
     Raises ``ValueError`` naming the column and the table when ``property_name`` is not one of the
-    table's columns (no SQL is ever built from it).
+    table's columns (no SQL is ever built from it), or when the column cannot hold the value.
     """
-    return default_recorder.update_row_property(
+    return _seed_update(
         response_id, property_name, property_value, encrypt=encrypt, connection_timeout=connection_timeout,
         trust_server_certificate=trust_server_certificate,
     )

@@ -115,6 +115,8 @@ class Update:
     key_field: str = "response_id"
     id: str = dataclass_field(default_factory=new_event_id)
     first_tried: float | None = None
+    optional: bool = False
+    """A sink's follow-up (e.g. ``pl_request_id``): skipped, not refused, on a table without that column."""
     outcome: Outcome | None = None
     """Set by the primary sink's lane; not spooled (a waiter lives only in this process)."""
     kind: Literal["update"] = "update"
@@ -151,7 +153,7 @@ def encode_op(op: Op, build: Builder) -> bytes:
     else:
         data = {
             "v": SPOOL_VERSION, "op": "update", "id": op.id, "key_field": op.key_field, "key": op.key,
-            "field": op.field, "value": op.value, "first_tried": op.first_tried,
+            "field": op.field, "value": op.value, "first_tried": op.first_tried, "optional": op.optional,
         }
     try:
         text = json.dumps(data, ensure_ascii=False, default=_default, separators=(",", ":"))
@@ -190,6 +192,6 @@ def decode_op(line: bytes) -> Op:
         return Update(
             key=data["key"], field=str(data["field"]), value=data.get("value"),
             key_field=str(data.get("key_field") or "response_id"), id=str(data.get("id") or new_event_id()),
-            first_tried=data.get("first_tried"),
+            first_tried=data.get("first_tried"), optional=bool(data.get("optional", False)),
         )
     raise ValueError(f"unknown spooled op {data.get('op')!r}")

@@ -1,6 +1,8 @@
 """The one default :class:`Recorder` that ``configure()`` reconfigures and module functions use.
 
-A recorder owns the settings, the table sink and the background writer. It is built lazily (the
+A recorder is a facade: it owns the settings, and turns ``record`` / ``log`` / ``score`` /
+``update_row_property`` / ``flush`` / ``shutdown`` into ops for the writer. :func:`assemble` builds
+the sinks and their lanes from the settings, in one place. The recorder is built lazily (the
 environment is read on first use, so ``wrap()`` at import time works) and reconfigured in place, so
 ``wonkalytics.flush`` and clients wrapped before ``configure()`` keep working.
 """
@@ -8,50 +10,158 @@ environment is read on first use, so ``wrap()`` at import time works) and reconf
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
+import pkgutil
+import random
 import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from wonkalytics.errors import StoreError
-from wonkalytics.interaction import new_event_id
-from wonkalytics.internal_errors import log_limited
+from wonkalytics.interaction import Interaction, Record, new_event_id
+from wonkalytics.internal_errors import log_limited, swallow
+from wonkalytics.ops import Builder, Insert, Op, Outcome, Update
+from wonkalytics.record.build import CallView, RowStep, record_builder
 from wonkalytics.record.pipeline import event_row
 from wonkalytics.settings import Settings, load_settings
+from wonkalytics.sinks.base import Sink
 from wonkalytics.sinks.table import TableSink
-from wonkalytics.store.fit import coerce
 from wonkalytics.store.sql import TableStore
+from wonkalytics.writer.front import Writer
+from wonkalytics.writer.health import Health
+from wonkalytics.writer.lane import Lane
 from wonkalytics.writer.spool import Spool
-from wonkalytics.writer.worker import BackgroundWriter
 
-__all__ = ["Recorder", "default_recorder"]
+__all__ = ["DEFAULT_FLUSH_TIMEOUT", "Recorder", "assemble", "default_recorder"]
 
 logger = logging.getLogger("wonkalytics")
 
 DEFAULT_FLUSH_TIMEOUT = 30.0
+_CHECK_TIMEOUT = 3.0  # longest a caller waits to learn the table's columns when it is not reflected yet
+_BUILT_IN_SINKS = frozenset({"base", "table"})
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _event(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """An event row with its timestamp and idempotency key."""
+def event_record_row(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """An event row with its timestamp and idempotency key (the record steps of an event)."""
     row = event_row(fields, now=_utcnow())
     row.setdefault("event_id", new_event_id())
     return row
 
 
+# -- assembling sinks and lanes --------------------------------------------------------------------
+
+SinkFactory = Callable[[Settings, Callable[[Op], None]], Sink | None]
+
+
+def _sink_factories() -> list[SinkFactory]:
+    """``from_settings`` of every module in ``wonkalytics.sinks`` (a new sink is one new module)."""
+    import wonkalytics.sinks as package
+
+    factories: list[SinkFactory] = []
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if info.name in _BUILT_IN_SINKS or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        factory = getattr(module, "from_settings", None)
+        if callable(factory):
+            factories.append(factory)
+    return factories
+
+
+def _optional(module: str, name: str) -> Any:
+    """``module.name`` when that module is installed with the package, else None."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError:
+        return None
+
+
+def _row_steps(settings: Settings) -> list[RowStep]:
+    """Secret fields out, then the configured redaction (both before a row leaves the process)."""
+    steps: list[RowStep] = []
+    drop_secrets = _optional("wonkalytics.record.secrets", "drop_secrets")
+    if drop_secrets is not None:
+        steps.append(drop_secrets)
+    redactor = _optional("wonkalytics.record.redact", "redactor")
+    if settings.redact is not None and redactor is not None:
+        step = redactor(settings.redact)
+        if step is not None:
+            steps.append(step)
+    return steps
+
+
+def _call_view() -> CallView | None:
+    view: CallView | None = _optional("wonkalytics.record.structured", "call_view")
+    return view
+
+
+def _guarded(build: Builder) -> Builder:
+    """A builder that never loses the call: a bug in record building keeps a minimal row."""
+
+    def guarded(source: object) -> Record:
+        try:
+            return build(source)
+        except Exception:
+            swallow("building an analytics record", "a minimal row was kept instead")
+            if isinstance(source, Interaction):
+                row: dict[str, Any] = {
+                    "event_id": source.event_id, "status": source.status, "start_time": source.start_time,
+                    "end_time": source.end_time, "response_id": source.response_id,
+                    "error": "wonkalytics could not build this row; see the app's log",
+                }
+                return Record(kind="interaction", event_id=source.event_id, row=row)
+            raise
+
+    return guarded
+
+
+def assemble(settings: Settings, submit: Callable[[Op], None]) -> tuple[Writer, TableSink, list[Sink]]:
+    """Sinks and lanes from the settings: the table, then every enabled sink of ``wonkalytics.sinks``."""
+    store = TableStore(
+        settings.url(), settings.table, create=settings.create_table,
+        connect_timeout=settings.connect_timeout, statement_timeout=settings.statement_timeout,
+    )
+    table = TableSink(store, settings.column_map)
+    sinks: list[Sink] = [table]
+    for factory in _sink_factories():
+        sink = factory(settings, submit)
+        if sink is not None:
+            sinks.append(sink)
+    view = _call_view() if any(sink.needs_call for sink in sinks) else None
+    build = _guarded(record_builder(call_view=view, transforms=_row_steps(settings)))
+    lanes = [
+        Lane(
+            sink,
+            spool=Spool(settings.spool_dir / sink.name, fsync=settings.durability == "disk"),
+            build=build,
+            durability=settings.durability,
+            queue_size=settings.queue_size,
+            batch_size=settings.batch_size,
+            flush_interval=settings.flush_interval,
+            update_grace=settings.update_grace,
+            legacy_spool=settings.spool_dir if sink is table else None,  # release 0.1's bare-row segments
+        )
+        for sink in sinks
+    ]
+    return Writer(lanes, exit_timeout=settings.exit_timeout, enabled=settings.enabled), table, sinks
+
+
 class Recorder:
-    """Settings + table sink + background writer, built on first use."""
+    """Settings + the writer's lanes, built on first use; every write is an op."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self._lock = threading.RLock()
         self._settings = settings
-        self._sink: TableSink | None = None
-        self._writer: BackgroundWriter | None = None
-        self._side_sinks: dict[str, TableSink] = {}
+        self._options: dict[str, Any] = {}
+        self._writer: Writer | None = None
+        self._table: TableSink | None = None
+        self._sinks: list[Sink] = []
         self.trace_hook: Callable[[], Mapping[str, Any] | None] | None = None
         """Captures the caller's current span when a call starts; set only when the OpenTelemetry sink is on."""
 
@@ -62,101 +172,91 @@ class Recorder:
         """The settings in force (read from the environment on first use)."""
         with self._lock:
             if self._settings is None:
-                self._settings = load_settings()
+                self._settings = load_settings(**self._options)
             return self._settings
 
+    @property
+    def enabled(self) -> bool:
+        """False when ``enabled`` is off: nothing is recorded and SDK calls are left as they are."""
+        return self.settings.enabled
+
     def configure(self, **options: Any) -> Recorder:
-        """Replace the configuration; rows queued under the old one are flushed to the old database."""
+        """Replace the configuration; ops queued under the old one go to the old destinations first.
+
+        The new settings are checked before anything changes: when they are invalid the previous
+        configuration keeps working and ``ConfigurationError`` says what to fix.
+        """
         settings = load_settings(**options)
         with self._lock:
-            old_writer = self._writer
-            self._settings, self._sink, self._writer = settings, None, None
-            self._side_sinks.clear()
-        if old_writer is not None:
-            old_writer.shutdown()
+            old = self._writer
+            self._settings, self._options = settings, dict(options)
+            self._writer, self._table, self._sinks = None, None, []
+            self.trace_hook = None
+        if old is not None:
+            old.shutdown()
+            old.close_sinks(1.0)
         # Thread start and the spool scan happen here, at start-up, rather than in the first LLM call.
         self.writer.start()
         return self
 
-    @property
-    def sink(self) -> TableSink:
-        """The table sink (the table is reflected on its first write, not here)."""
-        with self._lock:
-            if self._sink is None:
-                settings = self.settings
-                store = TableStore(settings.url(), settings.table, create=settings.create_table)
-                self._sink = TableSink(store, settings.column_map)
-            return self._sink
+    def enable_promptlayer(self, api_key: str) -> None:
+        """Turn the PromptLayer sink on with ``api_key`` (the seed's ``openai_wrapper.api_key``), once."""
+        settings = self.settings
+        current = settings.promptlayer_api_key
+        if current is not None and current.get_secret_value() == api_key:
+            return
+        self.configure(**{**self._options, "promptlayer_api_key": api_key})
 
     @property
-    def writer(self) -> BackgroundWriter:
-        """The background writer (its thread starts on the first row)."""
+    def writer(self) -> Writer:
+        """The writer (its lanes' threads start with the first op, or at ``configure()``)."""
         writer = self._writer
         if writer is not None:
             return writer
         with self._lock:
             if self._writer is None:
-                settings = self.settings
-                self._writer = BackgroundWriter(
-                    self.sink,
-                    spool=Spool(settings.spool_dir, fsync=settings.durability == "disk"),
-                    durability=settings.durability,
-                    queue_size=settings.queue_size,
-                    batch_size=settings.batch_size,
-                    flush_interval=settings.flush_interval,
-                    exit_timeout=settings.exit_timeout,
-                )
+                self._writer, self._table, self._sinks = assemble(self.settings, self.submit)
+                for sink in self._sinks:
+                    hook = getattr(sink, "trace_hook", None)
+                    if callable(hook):
+                        self.trace_hook = hook
             return self._writer
+
+    @property
+    def sink(self) -> TableSink:
+        """The SQL table sink (the table is reflected on its first write, not here)."""
+        self.writer  # noqa: B018 - assembles the sinks
+        assert self._table is not None
+        return self._table
+
+    def submit(self, op: Op) -> None:
+        """Queue one op for every sink (sinks use this for their follow-ups, e.g. PromptLayer's id)."""
+        self.writer.submit(op)
 
     # -- writing -----------------------------------------------------------------------------------
 
     def record(self, item: object) -> None:
-        """Queue an ``Interaction`` (or an event row) for the background writer."""
-        self.writer.submit(item)
+        """Queue an ``Interaction`` (or an event row) as an insert for every sink."""
+        settings = self.settings
+        if not settings.enabled:
+            return
+        if isinstance(item, Interaction) and settings.sample_rate < 1 and random.random() >= settings.sample_rate:
+            return  # sampled out (events and updates are always recorded)
+        self.writer.submit(Insert(source=item))
 
     def log(self, **fields: Any) -> str:
         """Queue one analytics event row; returns its ``event_id``. Never blocks on the database."""
-        row = _event(fields)
-        self.writer.submit(row)
+        row = event_record_row(fields)
+        if self.settings.enabled:
+            self.writer.submit(Insert(source=row))
         return str(row["event_id"])
 
     async def alog(self, **fields: Any) -> str:
         """Async twin of :meth:`log` (queueing never blocks, so it runs inline)."""
         return self.log(**fields)
 
-    def write_now(self, item: Mapping[str, Any], **connection: Any) -> bool:
-        """Write one event row synchronously; True when it landed, False (logged) when it did not.
-
-        A record that fits no column is a mistake, not a database failure: it raises.
-        """
-        sink = self._sink_for(**connection)
-        try:
-            rejected = sink.write([_event(item)])
-        except StoreError as exc:
-            logger.error("wonkalytics: the analytics row was not written: %s", exc)
-            return False
-        for _, why in rejected:
-            raise why
-        return True
-
-    def _sink_for(self, **connection: Any) -> TableSink:
-        """The default sink, or one for the seed's per-call Azure SQL connection options."""
-        overrides = {key: value for key, value in connection.items() if value is not None}
-        settings = self.settings
-        if not overrides or settings.database_url is not None:
-            return self.sink
-        custom = settings.model_copy(update=overrides)
-        key = custom.url().render_as_string(hide_password=False)
-        if key == settings.url().render_as_string(hide_password=False):
-            return self.sink
-        with self._lock:
-            if key not in self._side_sinks:
-                store = TableStore(custom.url(), custom.table, create=custom.create_table)
-                self._side_sinks[key] = TableSink(store, custom.column_map)
-            return self._side_sinks[key]
-
     def flush(self, timeout: float | None = DEFAULT_FLUSH_TIMEOUT) -> bool:
-        """Block until queued rows are written; False when ``timeout`` seconds passed first."""
+        """Block until queued ops are handled by every sink; False when ``timeout`` seconds passed first."""
         writer = self._writer
         return True if writer is None else writer.flush(timeout)
 
@@ -165,47 +265,81 @@ class Recorder:
         return await asyncio.to_thread(self.flush, timeout)
 
     def shutdown(self, timeout: float | None = None) -> bool:
-        """Flush with a bounded wait and stop the writer thread (done at interpreter exit too)."""
+        """Flush with a bounded wait (one deadline for all sinks) and stop the lanes (done at exit too)."""
         writer = self._writer
         return True if writer is None else writer.shutdown(timeout)
 
+    def health(self) -> Health:
+        """Per sink: queued, written, retried, spooled, rejected, pending updates, last error and success."""
+        return self.writer.health()
+
     # -- updating a logged row ---------------------------------------------------------------------
 
-    def update_row_property(self, response_id: str, name: str, value: Any, **connection: Any) -> bool:
-        """Set column ``name`` of the row(s) with ``response_id``; True when a row was updated.
+    def _queue_update(
+        self, response_id: Any, name: str, value: Any, *, wait: bool, timeout: float | None,
+        key_field: str = "response_id",
+    ) -> tuple[Outcome | None, float]:
+        """Check the column and value now (raising), then queue the update; returns its waiter."""
+        settings = self.settings
+        budget = settings.update_timeout if timeout is None else timeout
+        deadline = time.monotonic() + budget
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"the column name must be a non-empty string, not {name!r}")
+        checked = self.sink.check_update(name, value, key_field, min(_CHECK_TIMEOUT, budget))
+        outcome = Outcome() if wait else None
+        self.writer.submit(Update(key=response_id, field=name, value=checked, key_field=key_field, outcome=outcome))
+        return outcome, deadline
 
-        Waits (bounded) for rows still queued first, so an interaction logged a moment ago is found.
-        Raises ``ValueError`` (``UnknownColumnError``) when ``name`` is not a column of the table.
-        ``connection`` takes the seed's Azure SQL options (encrypt, connection_timeout, ...).
+    def update_row_property(
+        self, response_id: str, name: str, value: Any, *, wait: bool = True, timeout: float | None = None
+    ) -> bool | None:
+        """Set column ``name`` of the row(s) with ``response_id``, as an op queued behind earlier rows.
+
+        Raises ``UnknownColumnError`` (a ``ValueError``) when ``name`` is not a column of the table, and
+        ``ValueError`` when the column cannot hold ``value`` exactly. With ``wait`` it returns True when
+        a row was updated, False when none has that id or the database did not answer within
+        ``timeout`` (default: the ``update_timeout`` setting; the update then stays queued and is
+        applied later). Without ``wait`` it returns None at once.
         """
-        sink = self._sink_for(**connection)
-        column = sink.column(name)
-        key_column = sink.column("response_id")
-        try:
-            sink.store.check_columns([column, key_column])  # before any SQL: names are never trusted
-            if not self.flush(DEFAULT_FLUSH_TIMEOUT):
-                log_limited(
-                    "update-before-flush", logging.WARNING,
-                    "wonkalytics: rows are still queued (the database is slow or down); updating %s may "
-                    "miss a row that is not written yet", column,
-                )
-            value = coerce(value, sink.store.columns[column])
-            return sink.store.update_where(key_column, response_id, column, value)
-        except StoreError as exc:
-            logger.error("wonkalytics: updating %s for response_id %r failed: %s", column, response_id, exc)
+        if response_id is None or response_id == "":
+            log_limited(
+                "update-no-id", logging.WARNING,
+                "wonkalytics: update of %s without a response id (the stream had no id yet?): nothing updated", name,
+            )
+            self.sink.check_update(name, value, "response_id", _CHECK_TIMEOUT)
+            return False if wait else None
+        outcome, deadline = self._queue_update(response_id, name, value, wait=wait, timeout=timeout)
+        if outcome is None:
+            return None
+        result = outcome.wait(max(0.0, deadline - time.monotonic()))
+        if result is None:
+            log_limited(
+                "update-timeout", logging.WARNING,
+                "wonkalytics: the database did not confirm the update of %s in time; it stays queued and is "
+                "applied when the database answers", name,
+            )
             return False
+        return result
 
-    def score(self, response_id: str, score: float, **connection: Any) -> bool:
-        """Set the ``score`` column of the row with ``response_id``; True when a row was updated."""
-        return self.update_row_property(response_id, "score", score, **connection)
+    def score(
+        self, response_id: str, score: float, *, wait: bool = True, timeout: float | None = None
+    ) -> bool | None:
+        """Set the ``score`` of the row with ``response_id`` (see :meth:`update_row_property`)."""
+        return self.update_row_property(response_id, "score", score, wait=wait, timeout=timeout)
 
-    async def aupdate_row_property(self, response_id: str, name: str, value: Any) -> bool:
-        """Async twin of :meth:`update_row_property` (runs in a worker thread)."""
-        return await asyncio.to_thread(self.update_row_property, response_id, name, value)
+    async def aupdate_row_property(
+        self, response_id: str, name: str, value: Any, *, wait: bool = True, timeout: float | None = None
+    ) -> bool | None:
+        """Async twin of :meth:`update_row_property` (the checks run in a thread; the wait never blocks the loop)."""
+        if not wait:
+            return await asyncio.to_thread(self.update_row_property, response_id, name, value, wait=False)
+        return await asyncio.to_thread(self.update_row_property, response_id, name, value, timeout=timeout)
 
-    async def ascore(self, response_id: str, score: float) -> bool:
-        """Async twin of :meth:`score` (runs in a worker thread)."""
-        return await asyncio.to_thread(self.score, response_id, score)
+    async def ascore(
+        self, response_id: str, score: float, *, wait: bool = True, timeout: float | None = None
+    ) -> bool | None:
+        """Async twin of :meth:`score`."""
+        return await self.aupdate_row_property(response_id, "score", score, wait=wait, timeout=timeout)
 
 
 default_recorder = Recorder()

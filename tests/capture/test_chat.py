@@ -215,7 +215,7 @@ def test_unreachable_database_never_breaks_the_stream(
         assert wonkalytics.flush(0.5) is False  # honest: the row is not in the database
     finally:
         default_recorder.shutdown(0.2)
-    assert list((tmp_path / "spool").glob("*.jsonl"))  # kept on disk for the next start
+    assert list((tmp_path / "spool" / "table").glob("*.jsonl"))  # kept on disk for the next start
     assert "secret-pw" not in caplog.text
 
 

@@ -1,4 +1,9 @@
-"""The SQL table sink: fit canonical rows onto the team's table and insert them."""
+"""The SQL table sink: inserts and updates, in submission order, onto the team's own table.
+
+Fields reach columns through one rule (:func:`wonkalytics.store.fit.resolve_column`: the column map,
+then the exact name, then a case-insensitive match) for inserts and updates alike, so a team table
+with ``Score`` and ``Response_Id`` columns takes ``log()`` rows and ``score()`` updates the same way.
+"""
 
 from __future__ import annotations
 
@@ -6,33 +11,35 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from wonkalytics.errors import SchemaError
-from wonkalytics.interaction import Interaction
-from wonkalytics.record.pipeline import interaction_row
+from wonkalytics.errors import SchemaError, StoreError, UnknownColumnError
+from wonkalytics.ops import Builder, Insert, Op, RowNotFoundError, Update
+from wonkalytics.sinks.base import Rejection
 from wonkalytics.store.engine import dispose_engines
-from wonkalytics.store.fit import fit_to_table
+from wonkalytics.store.fit import ColumnKind, exact_value, fit_to_table, resolve_column
+from wonkalytics.store.schema import DEFAULT_COLUMNS
 from wonkalytics.store.sql import TableStore, is_transient
 
 __all__ = ["TableSink"]
 
 logger = logging.getLogger("wonkalytics")
 
+_DEFAULT_KINDS: dict[str, ColumnKind] = {c.name: c.kind for c in DEFAULT_COLUMNS}
+
 
 class TableSink:
-    """Rows of canonical fields -> the columns of one table (through the column map) -> INSERT."""
+    """Ops -> the columns of one table (through the column map) -> INSERT / UPDATE."""
+
+    name = "table"
+    primary = True
+    needs_call = False
 
     def __init__(self, store: TableStore, column_map: Mapping[str, str] | None = None) -> None:
         self.store = store
         self.column_map = dict(column_map or {})
         self._map_checked = False
+        self._skipped_optional: set[str] = set()
 
-    def to_row(self, item: object) -> dict[str, Any]:
-        """An ``Interaction`` becomes its row; an event row (already built) passes through."""
-        if isinstance(item, Interaction):
-            return interaction_row(item)
-        if isinstance(item, dict):
-            return item
-        raise TypeError(f"cannot record a {type(item).__name__}; expected an Interaction or a row dict")
+    # -- inserts -----------------------------------------------------------------------------------
 
     def fit(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """The row as the table's columns and value types (raises SchemaError when nothing fits)."""
@@ -54,27 +61,95 @@ class TableSink:
                 self.store.name, ", ".join(sorted(columns)),
             )
 
-    def write(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], Exception]]:
-        """Insert the rows that fit the table; return the ones that never will, with the reason."""
-        fitted: list[dict[str, Any]] = []
-        rejected: list[tuple[Mapping[str, Any], Exception]] = []
-        for row in rows:
-            try:
-                fitted.append(self.fit(row))
-            except SchemaError as exc:
-                rejected.append((row, exc))
-        if fitted:
-            self.store.insert_many(fitted)
-        return rejected
+    # -- the sink protocol -------------------------------------------------------------------------
+
+    def write(self, ops: Sequence[Op], build: Builder) -> list[Rejection]:
+        """Apply the ops in order: runs of inserts as one batch, each update after the inserts before it."""
+        rejections: list[Rejection] = []
+        run: list[dict[str, Any]] = []
+        for op in ops:
+            if isinstance(op, Insert):
+                try:
+                    run.append(self.fit(op.record(build).row))
+                except SchemaError as exc:
+                    rejections.append(Rejection(op, exc))
+                continue
+            if run:
+                self.store.insert_many(run)
+                run = []
+            error = self._update(op)
+            if error is not None:
+                rejections.append(Rejection(op, error))
+        if run:
+            self.store.insert_many(run)
+        return rejections
+
+    def _update(self, op: Update) -> Exception | None:
+        columns = self.store.columns
+        column = resolve_column(op.field, columns, self.column_map)
+        key_column = resolve_column(op.key_field, columns, self.column_map)
+        if column is None or key_column is None:
+            if op.optional:
+                if op.field not in self._skipped_optional:
+                    self._skipped_optional.add(op.field)
+                    logger.info("wonkalytics: table %r has no %s column; not stored", self.store.name, op.field)
+                return None
+            return UnknownColumnError(op.field if column is None else op.key_field, self.store.name, columns)
+        try:
+            value = exact_value(op.value, columns[column], column=column)
+        except ValueError as exc:
+            return exc
+        if self.store.update_where(key_column, op.key, column, value):
+            return None
+        return RowNotFoundError(f"no row of {self.store.name!r} has {key_column}={op.key!r} yet")
 
     def is_transient(self, exc: BaseException) -> bool:
         """Connection trouble is retried; data the database refuses is not."""
         return is_transient(exc)
 
+    def probe(self) -> bool:
+        """True when the database answers now (the lane asks this before calling one op poison)."""
+        try:
+            return self.store.ping()
+        except Exception:
+            return False
+
+    def close(self, timeout: float) -> None:
+        """Nothing to wait for: the engine's pool is shared and closed at process exit."""
+
     def after_fork(self) -> None:
         """Never share the parent's pooled connections with a forked child."""
         dispose_engines(close=False)
 
+    # -- checks on the caller's thread -------------------------------------------------------------
+
     def column(self, field: str) -> str:
-        """The table's column for one of our field names (through the column map)."""
-        return self.column_map.get(field, field)
+        """The table's column for one of our field names (the column map, then case-insensitive)."""
+        columns = self.store.known_columns()
+        if columns is None:
+            return self.column_map.get(field, field)
+        return resolve_column(field, columns, self.column_map) or self.column_map.get(field, field)
+
+    def check_update(self, field: str, value: Any, key_field: str, timeout: float) -> Any:
+        """``value`` checked (and converted) for ``field``'s column, before the update is queued.
+
+        Raises :class:`UnknownColumnError` when the table has no such column and ``ValueError`` when
+        the column cannot hold the value exactly. When the table cannot be reflected within
+        ``timeout`` (the database is down), the default table's types are used for our own fields;
+        a field the default table does not have is checked by the writer when it is applied.
+        """
+        try:
+            columns = self.store.columns_within(timeout)
+        except StoreError:
+            columns = None
+        if columns is None:
+            column = resolve_column(field, _DEFAULT_KINDS, self.column_map)
+            if column is None or column not in _DEFAULT_KINDS:
+                return value
+            return exact_value(value, _DEFAULT_KINDS[column], column=column)
+        for name in (key_field, field):
+            if resolve_column(name, columns, self.column_map) is None:
+                raise UnknownColumnError(name, self.store.name, columns)
+        column = resolve_column(field, columns, self.column_map)
+        assert column is not None
+        return exact_value(value, columns[column], column=column)

@@ -7,9 +7,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import re
+import socket
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,7 +22,22 @@ from sqlalchemy.engine import Engine
 
 from wonkalytics.errors import ConfigurationError
 
-__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "dispose_engines", "get_engine", "parse_url", "redact", "safe_url"]
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_STATEMENT_TIMEOUT",
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "dispose_engines",
+    "get_engine",
+    "parse_url",
+    "redact",
+    "safe_url",
+    "statement_deadline",
+]
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+"""Seconds to wait for a new connection (a server that accepts and never answers must not hang us)."""
+DEFAULT_STATEMENT_TIMEOUT = 30.0
+"""Seconds one statement may take before its connection is cut and the work retried on a fresh one."""
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 """How long an SQLite writer waits for the file lock held by another thread or process."""
@@ -89,9 +108,39 @@ def _is_sqlite_memory(url: sa.URL) -> bool:
     )
 
 
-def _engine_options(url: sa.URL) -> tuple[sa.URL, dict[str, Any]]:
+def _timeout_args(url: sa.URL, connect: float, statement: float) -> dict[str, Any]:
+    """Driver arguments so that no connect, read or statement can wait forever (a failover, a black hole)."""
+    driver = url.get_driver_name()
     backend = url.get_backend_name()
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    given = set(url.query)
+    args: dict[str, Any] = {}
+    if backend == "postgresql" and driver in ("psycopg", "psycopg2"):
+        args["connect_timeout"] = max(1, math.ceil(connect))
+        # Dead peers (no ACKs) are noticed by the kernel; a server that ACKs and never answers is cut by
+        # statement_deadline(), and a slow statement by the server itself.
+        args.update(keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3)
+        args["tcp_user_timeout"] = int(statement * 1000)
+        if "options" not in given:
+            args["options"] = f"-c statement_timeout={int(statement * 1000)}"
+    elif backend in ("mysql", "mariadb") and driver == "pymysql":
+        args.update(connect_timeout=max(1, math.ceil(connect)), read_timeout=statement, write_timeout=statement)
+    elif backend == "mssql" and driver == "pyodbc":
+        args["timeout"] = max(1, math.ceil(connect))  # the login timeout; the query timeout is set on connect
+    elif backend == "mssql" and driver == "pymssql":
+        args.update(login_timeout=max(1, math.ceil(connect)), timeout=max(1, math.ceil(statement)))
+    return {key: value for key, value in args.items() if key not in given}
+
+
+def _engine_options(
+    url: sa.URL, connect: float = DEFAULT_CONNECT_TIMEOUT, statement: float = DEFAULT_STATEMENT_TIMEOUT
+) -> tuple[sa.URL, dict[str, Any]]:
+    backend = url.get_backend_name()
+    # PostgreSQL: no pre-ping. A ping on a connection that hangs would hang before statement_deadline()
+    # knows the connection; a stale one fails its first statement instead, which the writer retries.
+    options: dict[str, Any] = {"pool_pre_ping": backend != "postgresql"}
+    connect_args = _timeout_args(url, connect, statement)
+    if connect_args:
+        options["connect_args"] = connect_args
     if backend in ("mysql", "mariadb") and "charset" not in url.query:
         # Without it the driver may talk latin1/utf8mb3 and emoji fail or turn into '?'.
         url = url.update_query_dict({"charset": "utf8mb4"})
@@ -123,8 +172,8 @@ def _sqlite_on_begin(conn: sa.Connection) -> None:
     conn.exec_driver_sql("BEGIN")
 
 
-def _create_engine(url: sa.URL) -> Engine:
-    url, options = _engine_options(url)
+def _create_engine(url: sa.URL, connect: float, statement: float) -> Engine:
+    url, options = _engine_options(url, connect, statement)
     try:
         engine = sa.create_engine(url, **options)
     except ImportError as exc:  # the driver, or a library it needs (pyodbc: libodbc / ODBC Driver 18)
@@ -138,11 +187,80 @@ def _create_engine(url: sa.URL) -> Engine:
     if engine.dialect.name == "sqlite" and not _is_sqlite_memory(url):
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
+    if engine.dialect.name == "mssql" and url.get_driver_name() == "pyodbc":
+        seconds = max(1, math.ceil(statement))
+        event.listen(engine, "connect", lambda dbapi_conn, _record: setattr(dbapi_conn, "timeout", seconds))
+    event.listen(engine, "checkout", _note_checkout)
+    event.listen(engine, "checkin", _note_checkin)
     return engine
 
 
-def get_engine(url: str | sa.URL) -> Engine:
-    """The process-wide engine for ``url``: created on first use, then shared (thread-safe).
+# -- cutting a connection that hangs ---------------------------------------------------------------
+
+_in_use: dict[int, Any] = {}  # thread ident -> the DBAPI connection it has checked out
+
+
+def _note_checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    _in_use[threading.get_ident()] = dbapi_conn
+
+
+def _note_checkin(dbapi_conn: Any, _record: Any) -> None:
+    ident = threading.get_ident()
+    if _in_use.get(ident) is dbapi_conn:
+        del _in_use[ident]
+
+
+def _socket_fd(dbapi_conn: Any) -> int | None:
+    pgconn = getattr(dbapi_conn, "pgconn", None)  # psycopg 3
+    if pgconn is not None:
+        with contextlib.suppress(Exception):
+            return int(pgconn.socket)
+    sock = getattr(dbapi_conn, "_sock", None)  # PyMySQL
+    if isinstance(sock, socket.socket):
+        return sock.fileno()
+    with contextlib.suppress(Exception):
+        return int(dbapi_conn.fileno())  # psycopg2
+    return None
+
+
+def _cut(ident: int) -> None:
+    """Shut the socket of the connection thread ``ident`` waits on: its driver raises at once."""
+    dbapi_conn = _in_use.get(ident)
+    fd = _socket_fd(dbapi_conn) if dbapi_conn is not None else None
+    if fd is None or fd < 0:
+        return
+    with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as sock:
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+@contextlib.contextmanager
+def statement_deadline(seconds: float | None) -> Iterator[None]:
+    """Cut this thread's database connection if the work inside takes longer than ``seconds``.
+
+    Drivers that wait on a socket without a timeout of their own (psycopg: libpq has no read
+    timeout) would otherwise wait forever on a server that accepts and never answers, as after a
+    failover. The cut connection raises a disconnect error, SQLAlchemy invalidates the pool, and the
+    writer retries on fresh connections.
+    """
+    if seconds is None:
+        yield
+        return
+    timer = threading.Timer(seconds, _cut, args=(threading.get_ident(),))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def get_engine(
+    url: str | sa.URL,
+    *,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT,
+) -> Engine:
+    """The process-wide engine for ``url`` (and timeouts): created on first use, then shared (thread-safe).
 
     Engines are lazy: nothing connects until the first statement.
 
@@ -150,11 +268,11 @@ def get_engine(url: str | sa.URL) -> Engine:
     True
     """
     parsed = parse_url(url)
-    key = parsed.render_as_string(hide_password=False)
+    key = f"{parsed.render_as_string(hide_password=False)}#{connect_timeout}/{statement_timeout}"
     with _lock:
         engine = _engines.get(key)
         if engine is None:
-            engine = _engines[key] = _create_engine(parsed)
+            engine = _engines[key] = _create_engine(parsed, connect_timeout, statement_timeout)
         return engine
 
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from wonkalytics.errors import StoreError, WonkalyticsError
 from wonkalytics.store.engine import redact, safe_url
 
-__all__ = ["is_deadlock", "is_transient", "store_error"]
+__all__ = ["is_deadlock", "is_schema_changed", "is_transient", "store_error"]
 
 
 def store_error(what: str, url: str | sa.URL, exc: sa.exc.SQLAlchemyError) -> StoreError:
@@ -103,5 +103,34 @@ def is_transient(exc: BaseException) -> bool:
                 return _operational_is_transient(error.orig)
             return False
         if isinstance(error, _TRANSIENT_TYPES):
+            return True
+    return False
+
+
+_MISSING_SQLSTATES = {"42P01", "42703", "42S02", "42S22"}  # undefined table / column (PostgreSQL, ODBC)
+_MYSQL_MISSING = {1146, 1054}  # no such table, unknown column
+_MSSQL_MISSING = {208, 207}  # invalid object name, invalid column name
+_SQLITE_MISSING = ("no such table", "has no column named", "no such column")
+
+
+def is_schema_changed(exc: BaseException) -> bool:
+    """True when the table (or one of its columns) is gone since it was reflected: reflect again.
+
+    A table dropped while the app runs (or recreated by a migration) must not send every later row
+    to the rejected file: the store forgets its reflection and the writer retries.
+    """
+    for error in _chain(exc):
+        orig = getattr(error, "orig", None)
+        if orig is None:
+            continue
+        if getattr(orig, "sqlstate", None) in _MISSING_SQLSTATES:
+            return True
+        args = getattr(orig, "args", ())
+        module = type(orig).__module__
+        if module.startswith(("pymysql", "MySQLdb")) and args and args[0] in _MYSQL_MISSING:
+            return True
+        if module.startswith("sqlite3"):
+            return any(marker in str(orig).lower() for marker in _SQLITE_MISSING)
+        if args and (args[0] in _MISSING_SQLSTATES or any(f"({code})" in str(orig) for code in _MSSQL_MISSING)):
             return True
     return False

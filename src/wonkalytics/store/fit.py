@@ -50,6 +50,7 @@ __all__ = [
     "clean_text",
     "coerce",
     "column_index",
+    "exact_value",
     "fit_to_table",
     "resolve_column",
     "to_bool",
@@ -264,6 +265,62 @@ def coerce(value: Any, kind: ColumnKind) -> Any:
     """
     convert: Callable[[Any], Any] = _COERCE.get(kind, to_text)
     return convert(value)
+
+
+_MAX_EXACT_FLOAT_INT = 2**53  # integers beyond this have no exact float
+
+
+def _refuse(value: Any, kind: str, column: str, why: str) -> ValueError:
+    shown = safe_str(value)
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    return ValueError(
+        f"column {column!r} holds {kind} values; {shown!r} ({type(value).__name__}) {why}. "
+        "Pass a value of that type, or store it in a text column."
+    )
+
+
+def exact_value(value: Any, kind: ColumnKind, *, column: str) -> Any:
+    """``value`` as column ``column`` of ``kind`` can hold it exactly, else ValueError (never a silent NULL).
+
+    For updates (``score()``, ``update_row_property()``), checked on the caller's thread: 87.6 into an
+    INTEGER column, "abc" into a number column, NaN or infinity anywhere are refused with a message
+    naming the column, its type and the value. ``None`` clears the column.
+
+    >>> exact_value(87.6, "float", column="score"), exact_value("100", "int", column="score")
+    (87.6, 100)
+    >>> exact_value(87.6, "int", column="points")
+    Traceback (most recent call last):
+    ...
+    ValueError: column 'points' holds int values; '87.6' (float) is not a whole number. Pass a value ...
+    """
+    if value is None:
+        return None
+    if kind == "text":
+        return to_text(value)
+    if kind == "bool":
+        result = to_bool(value)
+        if result is None:
+            raise _refuse(value, kind, column, "is not true or false")
+        return result
+    if kind == "datetime":
+        moment = to_datetime(value) if not isinstance(value, bool) else None
+        if moment is None:
+            raise _refuse(value, kind, column, "is not a date or time")
+        return moment
+    if isinstance(value, bool) or not isinstance(value, str | numbers.Real | Decimal):
+        raise _refuse(value, kind, column, "is not a number")
+    number = _real(value)
+    if number is None:
+        raise _refuse(value, kind, column, "is not a finite number")
+    if kind == "int":
+        whole = to_int(value)
+        if whole is None:
+            raise _refuse(value, kind, column, "is not a whole number" if number.is_integer() is False
+                          else "does not fit in 64 bits")
+        return whole
+    if isinstance(value, numbers.Integral) and abs(int(value)) > _MAX_EXACT_FLOAT_INT:
+        raise _refuse(value, kind, column, "has more digits than a float holds")
+    return number
 
 
 def column_index(columns: Iterable[str]) -> dict[str, str]:

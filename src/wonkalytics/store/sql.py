@@ -12,6 +12,7 @@ every value is a bound parameter.
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import threading
@@ -27,8 +28,16 @@ from sqlalchemy.engine import Connection, Engine
 from wonkalytics.errors import ConfigurationError, StoreError, UnknownColumnError, WonkalyticsError
 from wonkalytics.store.bulk import MIN_COPY_ROWS
 from wonkalytics.store.dialects import InsertPlan, ddl_statements, insert_plan, on_column_reflect, unique_column
-from wonkalytics.store.engine import get_engine, parse_url, redact, safe_url
-from wonkalytics.store.failures import is_deadlock, is_transient, store_error
+from wonkalytics.store.engine import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_STATEMENT_TIMEOUT,
+    get_engine,
+    parse_url,
+    redact,
+    safe_url,
+    statement_deadline,
+)
+from wonkalytics.store.failures import is_deadlock, is_schema_changed, is_transient, store_error
 from wonkalytics.store.fit import ColumnKind
 from wonkalytics.store.schema import column_kind, default_table
 
@@ -40,6 +49,8 @@ __all__ = [
     "parse_table_name",
     "update_statement",
 ]
+
+logger = logging.getLogger("wonkalytics")
 
 DEDUPE_COLUMN = "event_id"
 """Rows whose value here already exists in the table are skipped (when the column is unique)."""
@@ -74,6 +85,7 @@ class _Reflected:
     names: frozenset[str]
     columns: dict[str, ColumnKind]
     dedupe_on: str | None
+    filter_on: str | None = None  # an event_id column without a unique index: skip held ids by a look-up
     plans: dict[frozenset[str], InsertPlan] = field(default_factory=dict)  # per key set
 
 
@@ -88,11 +100,21 @@ class TableStore:
     'interactions'
     """
 
-    def __init__(self, url: str | sa.URL, table: str, *, create: bool = True) -> None:
+    def __init__(
+        self,
+        url: str | sa.URL,
+        table: str,
+        *,
+        create: bool = True,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT,
+    ) -> None:
         self._schema, self._table_name = parse_table_name(table)
         self.name = table
         self.url = parse_url(url)
         self._create = create
+        self.connect_timeout = connect_timeout
+        self.statement_timeout = statement_timeout
         self._safe_url = safe_url(self.url)
         self._lock = threading.Lock()
         self._reflected: _Reflected | None = None
@@ -103,7 +125,9 @@ class TableStore:
     @property
     def engine(self) -> Engine:
         """The process-wide engine for this URL (looked up each time, so disposal and fork are safe)."""
-        return get_engine(self.url)
+        return get_engine(
+            self.url, connect_timeout=self.connect_timeout, statement_timeout=self.statement_timeout
+        )
 
     # -- reflection --------------------------------------------------------------------------------
 
@@ -120,6 +144,44 @@ class TableStore:
         'int'
         """
         return dict(self._state().columns)
+
+    def known_columns(self) -> dict[str, ColumnKind] | None:
+        """The columns if the table was reflected already, else None (never connects)."""
+        state = self._reflected
+        return None if state is None else dict(state.columns)
+
+    def columns_within(self, timeout: float) -> dict[str, ColumnKind] | None:
+        """The columns, reflecting in a helper thread for at most ``timeout`` seconds; None if not in time.
+
+        For checks on the caller's thread (``score()``): a database that is down or hangs must not
+        hold the caller longer than the wait it asked for.
+        """
+        known = self.known_columns()
+        if known is not None:
+            return known
+        result: list[dict[str, ColumnKind]] = []
+
+        def reflect() -> None:
+            try:
+                result.append(self.columns)
+            except Exception:  # down, missing, refused: the caller falls back to what it knows
+                return
+
+        worker = threading.Thread(target=reflect, name="wonkalytics-reflect", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        return result[0] if result else None
+
+    def forget(self) -> None:
+        """Drop the cached reflection: the next use reflects again (and creates the table if allowed)."""
+        with self._lock:
+            self._reflected = None
+
+    def ping(self) -> bool:
+        """True when the database answers ``SELECT 1`` now (within the timeouts)."""
+        with statement_deadline(self.statement_timeout), self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return True
 
     def check_columns(self, names: Iterable[str]) -> None:
         """Raise :class:`UnknownColumnError` for the first name that is not a column of the table."""
@@ -149,15 +211,29 @@ class TableStore:
             self._create_default()
             table = self._reflect()
         auto = table.autoincrement_column
+        dedupe_on = self._unique_column(table)
+        filter_on = DEDUPE_COLUMN if dedupe_on is None and DEDUPE_COLUMN in table.c else None
+        if filter_on is not None:
+            logger.warning(
+                "wonkalytics: table %r has an %s column without a unique index; retried batches are "
+                "de-duplicated by a look-up, which is slower and not safe across processes. Add the index: "
+                "`wonkalytics init --upgrade`", self.name, DEDUPE_COLUMN,
+            )
+        elif dedupe_on is None:
+            logger.warning(
+                "wonkalytics: table %r has no %s column, so a batch retried after a lost acknowledgement can "
+                "be stored twice; `wonkalytics init --upgrade` adds it", self.name, DEDUPE_COLUMN,
+            )
         return _Reflected(
             table=table,
             names=frozenset(c.name for c in table.columns),
             columns={c.name: column_kind(c.type) for c in table.columns if c is not auto},
-            dedupe_on=self._unique_column(table),
+            dedupe_on=dedupe_on,
+            filter_on=filter_on,
         )
 
     def _reflect(self) -> sa.Table:
-        with self._errors("reflect"):
+        with self._errors("reflect"), statement_deadline(self.statement_timeout):
             return sa.Table(
                 self._table_name,
                 sa.MetaData(),
@@ -183,7 +259,7 @@ class TableStore:
 
     def _create_default(self) -> bool:
         engine = self.engine
-        with self._errors("create"):
+        with self._errors("create"), statement_deadline(self.statement_timeout):
             if sa.inspect(engine).has_table(self._table_name, schema=self._schema):
                 return False
             try:
@@ -231,7 +307,14 @@ class TableStore:
                 for keys, group in groups.items()
             )
 
-        return self._transaction("insert into", insert)
+        try:
+            return self._transaction("insert into", insert)
+        except StoreError as exc:
+            if vars(exc).get("schema_changed"):
+                # The table (or a column) went away since we reflected it: look again on the retry.
+                self.forget()
+                exc.transient = True
+            raise
 
     def _plan(self, conn: Connection, state: _Reflected, keys: frozenset[str]) -> InsertPlan:
         plan = state.plans.get(keys)
@@ -239,20 +322,32 @@ class TableStore:
             plan = state.plans[keys] = insert_plan(state.table, keys, conn.dialect, state.dedupe_on)
         return plan
 
+    def _existing(self, conn: Connection, column: sa.Column[Any], keys: set[Any]) -> set[Any]:
+        existing: set[Any] = set()
+        ordered = list(keys)
+        for start in range(0, len(ordered), _IN_CHUNK):
+            chunk = ordered[start : start + _IN_CHUNK]
+            existing.update(conn.scalars(sa.select(column).where(column.in_(chunk))))
+        return existing
+
     def _insert_group(
         self, conn: Connection, state: _Reflected, plan: InsertPlan, group: list[dict[str, Any]]
     ) -> int:
+        if state.filter_on is not None and state.filter_on in group[0]:
+            # No unique index to skip duplicates: leave out the ids the table holds already (a batch
+            # retried after its COMMIT's acknowledgement was lost), in this same transaction.
+            key = state.filter_on
+            held = self._existing(conn, state.table.c[key], {r[key] for r in group if r[key] is not None})
+            group = [row for row in group if row[key] is None or row[key] not in held]
+            if not group:
+                return 0
         if plan.bulk is not None and len(group) >= MIN_COPY_ROWS:
             return plan.bulk.run(conn, group)
         if plan.count == "preselect":
             assert state.dedupe_on is not None
             column = state.table.c[state.dedupe_on]
             keys = {row[state.dedupe_on] for row in group if row[state.dedupe_on] is not None}
-            existing: set[Any] = set()
-            ordered = list(keys)
-            for start in range(0, len(ordered), _IN_CHUNK):
-                chunk = ordered[start : start + _IN_CHUNK]
-                existing.update(conn.scalars(sa.select(column).where(column.in_(chunk))))
+            existing = self._existing(conn, column, keys)
             conn.execute(plan.statement, group)
             without_key = sum(1 for row in group if row[state.dedupe_on] is None)
             return without_key + len(keys - existing)
@@ -304,7 +399,7 @@ class TableStore:
         with self._errors(operation):
             for attempt in range(1, _DEADLOCK_ATTEMPTS + 1):
                 try:
-                    with self.engine.begin() as conn:
+                    with statement_deadline(self.statement_timeout), self.engine.begin() as conn:
                         return work(conn)
                 except sa.exc.DBAPIError as exc:
                     if attempt == _DEADLOCK_ATTEMPTS or not is_deadlock(exc):
@@ -324,6 +419,8 @@ class TableStore:
             raise
         except sa.exc.SQLAlchemyError as exc:
             error = store_error(f"{operation} table {self.name!r}", self.url, exc)
+            if is_schema_changed(exc):
+                vars(error)["schema_changed"] = True  # read by insert_many (the chain may be cut)
             # Chain the driver's error for debugging, unless its text could carry the password.
             if redact(str(exc), self.url) != str(exc):
                 raise error from None

@@ -1,9 +1,15 @@
-"""Rows on disk: append-only JSON-lines segments that the writer drains and then deletes.
+"""Ops on disk: append-only JSON-lines segments under ``spool_dir/<sink>/`` that a lane drains and deletes.
 
-Used three ways: ``durability="disk"`` (every row is fsynced here before the call returns), overflow
-(the in-memory queue is full), and shutdown (rows still queued when the exit wait ran out). A segment
-is named ``<pid>-<time_ns>.jsonl``: a segment left by a process that is no longer alive is replayed
-by the next writer that starts (inserts are idempotent by ``event_id``, so a replay never duplicates).
+Used three ways: ``durability="disk"`` (every op is fsynced here before the call returns), overflow (the
+lane's queue is full: from then on ops queue behind on disk, in order, until the spool is drained) and
+exit (ops still queued when the exit wait ran out). A segment is named ``<pid>-<time_ns>.jsonl``; one
+left by a process that is no longer alive is replayed by the next lane that starts (inserts are
+idempotent by ``event_id``, updates set the same value again). Ops a sink refused for good go to
+``rejected-<pid>.jsonl`` beside them, with the reason; ``wonkalytics spool replay`` retries both kinds.
+
+Files are created owner-only (0600) in owner-only directories (0700): they hold prompts and answers.
+The line format is :mod:`wonkalytics.ops` (versioned); release 0.1 kept bare rows directly in
+``spool_dir``, and the table lane adopts those too.
 """
 
 from __future__ import annotations
@@ -12,36 +18,39 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from datetime import date, datetime
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["Spool", "decode_row", "encode_row"]
+__all__ = ["REJECTED_PREFIX", "Spool", "ensure_private_dir", "open_private", "segment_pid"]
 
 _SUFFIX = ".jsonl"
+REJECTED_PREFIX = "rejected-"
 _LOADED_AT = time.time()  # files with our pid written before this are a previous incarnation's
 
 
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    return str(value)
+def ensure_private_dir(directory: Path) -> None:
+    """Create ``directory`` (and parents) owner-only; tighten it when it exists with wider rights."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        if directory.stat().st_mode & 0o077:
+            directory.chmod(0o700)
+    except OSError:
+        pass  # not ours to change (a shared mount): the files inside are still 0600
 
 
-def encode_row(row: Mapping[str, Any]) -> bytes:
-    """One row as one JSON line (datetimes as ISO strings; the table fit turns them back)."""
-    return json.dumps(row, ensure_ascii=False, default=_default, separators=(",", ":")).encode() + b"\n"
+def open_private(path: Path) -> IO[bytes]:
+    """Open ``path`` for appending, created 0600 (never readable by other users, whatever the umask)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    return os.fdopen(fd, "ab")
 
 
-def decode_row(line: bytes) -> dict[str, Any]:
-    """The row of one spooled line."""
-    row = json.loads(line)
-    if not isinstance(row, dict):
-        raise ValueError("spooled line is not a JSON object")
-    return row
+def segment_pid(path: Path) -> int | None:
+    """The pid a segment is named after, or None for files that are not segments."""
+    if path.name.startswith(REJECTED_PREFIX) or not path.name.endswith(_SUFFIX):
+        return None
+    text = path.name.split("-", 1)[0]
+    return int(text) if text.isdigit() else None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -62,7 +71,7 @@ def _older_than_this_process(path: Path) -> bool:
 
 
 class Spool:
-    """Segments of spooled rows under one directory (created on first use)."""
+    """Segments of spooled ops under one directory (created on first use)."""
 
     def __init__(self, directory: Path, *, fsync: bool) -> None:
         self.directory = directory
@@ -72,37 +81,50 @@ class Spool:
         self._active_path: Path | None = None
         self._active_rows = 0
         self._closed: list[tuple[Path, int]] = []  # this process's sealed segments, oldest first
+        self._progress: dict[Path, int] = {}  # lines of a segment already written, when it was given back
 
     def append(self, line: bytes) -> None:
-        """Append one encoded row; with ``fsync`` it is on disk when this returns."""
+        """Append one encoded op; with ``fsync`` it is on disk when this returns."""
+        self.append_many((line,))
+
+    def append_many(self, lines: Iterable[bytes]) -> int:
+        """Append encoded ops in order (one fsync for all); returns how many."""
+        count = 0
         with self._lock:
             if self._active is None:
-                self.directory.mkdir(parents=True, exist_ok=True)
+                ensure_private_dir(self.directory)
                 self._active_path = self.directory / f"{os.getpid()}-{time.time_ns()}{_SUFFIX}"
-                self._active = open(self._active_path, "ab")  # noqa: SIM115 - kept open across appends
+                self._active = open_private(self._active_path)
                 self._active_rows = 0
-            self._active.write(line)
+            for line in lines:
+                self._active.write(line)
+                count += 1
             self._active.flush()
             if self.fsync:
                 os.fsync(self._active.fileno())
-            self._active_rows += 1
+            self._active_rows += count
+        return count
 
-    def pending(self) -> bool:
-        """True when this process has spooled rows not yet taken by the writer."""
+    def pending(self) -> int:
+        """Ops this process has spooled and not yet handed out (sealed and active segments)."""
         with self._lock:
-            return bool(self._closed) or self._active_rows > 0
+            return sum(count - self._progress.get(path, 0) for path, count in self._closed) + self._active_rows
 
-    def take(self) -> tuple[Path, int] | None:
-        """Seal and hand out the oldest segment of this process, with the number of rows it holds."""
+    def take(self) -> tuple[Path, int, int] | None:
+        """Seal and hand out the oldest segment: (path, lines, lines already written)."""
         with self._lock:
             if not self._closed and self._active is not None and self._active_rows:
                 self._seal_locked()
-            return self._closed.pop(0) if self._closed else None
+            if not self._closed:
+                return None
+            path, count = self._closed.pop(0)
+            return path, count, self._progress.pop(path, 0)
 
-    def give_back(self, segment: tuple[Path, int]) -> None:
-        """Return a segment the writer could not finish; it is taken again first."""
+    def give_back(self, path: Path, count: int, done: int) -> None:
+        """Return a segment the lane could not finish (``done`` lines of it are written); taken again first."""
         with self._lock:
-            self._closed.insert(0, segment)
+            self._closed.insert(0, (path, count))
+            self._progress[path] = done
 
     def _seal_locked(self) -> None:
         assert self._active is not None and self._active_path is not None
@@ -110,29 +132,32 @@ class Spool:
         self._closed.append((self._active_path, self._active_rows))
         self._active, self._active_path, self._active_rows = None, None, 0
 
-    def adopt_orphans(self) -> int:
-        """Queue segments left by processes that are gone (a crash or a kill); returns their rows.
+    def adopt_orphans(self, legacy: Path | None = None) -> int:
+        """Queue segments left by processes that are gone (a crash or a kill); returns their ops.
 
         A segment named with our own pid, written before this process started, is a previous
         incarnation's: in a container the restarted app often gets the same pid (1) as the one that
-        crashed. Segments of other recorders of this process are left to them.
+        crashed. Segments of other lanes of this process are left to them. ``legacy`` is a directory of
+        release-0.1 segments (bare rows) to adopt as well.
         """
-        if not self.directory.is_dir():
-            return 0
         adopted = 0
         mine = os.getpid()
         with self._lock:
             known = {path for path, _ in self._closed} | {self._active_path}
-        for path in sorted(self.directory.glob(f"*{_SUFFIX}")):
-            pid_text = path.name.split("-", 1)[0]
-            if not pid_text.isdigit() or path in known:
+        candidates: list[Path] = []
+        for directory in (self.directory, legacy):
+            if directory is not None and directory.is_dir():
+                candidates.extend(sorted(directory.glob(f"*{_SUFFIX}")))
+        for path in candidates:
+            pid = segment_pid(path)
+            if pid is None or path in known:
                 continue
-            pid = int(pid_text)
             if pid == mine and not _older_than_this_process(path):
                 continue
             if pid != mine and _pid_alive(pid):
                 continue
-            claimed = path.with_name(f"{mine}-{time.time_ns()}-adopted{_SUFFIX}")
+            ensure_private_dir(self.directory)
+            claimed = self.directory / f"{mine}-{time.time_ns()}-adopted{_SUFFIX}"
             try:
                 path.rename(claimed)  # atomic: two starting processes cannot both adopt it
             except OSError:
@@ -153,11 +178,25 @@ class Spool:
 
     @staticmethod
     def remove(path: Path) -> None:
-        """Delete a segment whose rows are all in the database."""
+        """Delete a segment whose ops are all written."""
         path.unlink(missing_ok=True)
 
+    def reject(self, op_line: bytes, error: str) -> Path:
+        """Keep one op the sink will never take, with why, in this process's rejected-ops file."""
+        ensure_private_dir(self.directory)
+        path = self.directory / f"{REJECTED_PREFIX}{os.getpid()}{_SUFFIX}"
+        try:
+            op: Any = json.loads(op_line)
+        except ValueError:
+            op = op_line.decode("utf-8", "replace")
+        entry = {"v": 1, "rejected_at": time.time(), "error": error, "op": op}
+        line = json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+        with self._lock, open_private(path) as handle:
+            handle.write(line + b"\n")
+        return path
+
     def close(self) -> None:
-        """Close the active segment file (its rows stay on disk for the next start)."""
+        """Close the active segment file (its ops stay on disk for the next start)."""
         with self._lock:
             if self._active is not None:
                 self._seal_locked()
@@ -167,3 +206,4 @@ class Spool:
         self._lock = threading.Lock()
         self._active, self._active_path, self._active_rows = None, None, 0
         self._closed = []
+        self._progress = {}

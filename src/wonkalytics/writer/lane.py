@@ -1,0 +1,459 @@
+"""One lane per sink: its own queue, thread, batching, retry, spool, rejected ops and counters.
+
+A lane takes ops in submission order and hands them to its sink in that order, in batches. While the
+sink fails, the batch is retried with a capped backoff (:mod:`.retry`); an op the sink refuses for
+good goes to the rejected-ops file; an update that finds no row is parked and looked at again until
+``update_grace`` has passed. When the queue is full, ops spill to the spool, and from then on every
+op queues behind them on disk until the spool is drained, so the order survives an overflow, an
+outage and a restart. A slow or failing sink holds back only its own lane.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+from wonkalytics.internal_errors import log_limited, swallow
+from wonkalytics.ops import Builder, Op, Outcome, RowNotFoundError, Update, decode_op, encode_op
+from wonkalytics.sinks.base import Rejection, Sink
+from wonkalytics.writer.health import Counters, SinkHealth
+from wonkalytics.writer.retry import ISOLATE_AFTER, POISON_STRIKES, UPDATE_RETRY_MAX, UPDATE_RETRY_START, backoff
+from wonkalytics.writer.spool import Spool
+
+__all__ = ["Lane"]
+
+logger = logging.getLogger("wonkalytics")
+
+_Key = tuple[str, object]
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Lane:
+    """The queue and worker thread in front of one :class:`~wonkalytics.sinks.base.Sink`."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        spool: Spool,
+        build: Builder,
+        durability: str = "memory",
+        queue_size: int = 10_000,
+        batch_size: int = 200,
+        flush_interval: float = 0.2,
+        update_grace: float = 900.0,
+        legacy_spool: Path | None = None,
+    ) -> None:
+        self.sink = sink
+        self.name = sink.name
+        self.spool = spool
+        self.build = build
+        self.durability = durability
+        self.queue_size = queue_size
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.update_grace = update_grace
+        self.legacy_spool = legacy_spool
+        self.counters = Counters(sink.name)
+        self._init_state()
+
+    def _init_state(self) -> None:
+        self._queue: deque[Op] = deque()
+        self._in_flight: list[Op] = []
+        self._pending: list[Update] = []
+        self._pending_keys: dict[_Key, int] = {}
+        self._pending_rounds = 0
+        self._next_pending_at = math.inf
+        self._strikes: dict[int, int] = {}
+        self._outcomes: dict[str, Outcome] = {}  # waiters of updates that went through the spool
+        self._spilling = self.durability == "disk"
+        self._spill_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._wake = threading.Event()
+        self._urgent = threading.Event()
+        self._stop = threading.Event()
+        self._submitted = 0
+        self._done = 0
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    # -- caller side -------------------------------------------------------------------------------
+
+    def put(self, op: Op) -> None:
+        """Queue one op (memory, or the spool when full / disk durability). Never blocks on the sink."""
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            try:
+                self._start()  # first op, or after shutdown(): a late op still gets written
+            except RuntimeError:  # interpreter shutdown: no thread can start; the next process replays it
+                self._spool_ops([op])
+                return
+        if self._spilling or len(self._queue) >= self.queue_size:
+            with self._spill_lock:
+                if self._spilling or len(self._queue) >= self.queue_size:
+                    if not self._spilling:
+                        log_limited(
+                            f"queue-full-{self.name}", logging.WARNING,
+                            "wonkalytics: the %s queue is full (%d ops); spilling to %s until it catches up",
+                            self.name, self.queue_size, self.spool.directory,
+                        )
+                    self._spilling = True
+                    self._spool_ops([op])
+                    self._count_submitted(1)
+                    return
+        self._queue.append(op)
+        self._count_submitted(1)
+
+    def _count_submitted(self, count: int) -> None:
+        with self._cond:
+            self._submitted += count
+        self._wake.set()
+
+    def _spool_ops(self, ops: list[Op]) -> int:
+        lines = []
+        for op in ops:
+            if isinstance(op, Update) and op.outcome is not None:
+                self._outcomes[op.id] = op.outcome
+            lines.append(encode_op(op, self.build))
+        count = self.spool.append_many(lines)
+        self.counters.add(spooled=count)
+        return count
+
+    def queued(self) -> int:
+        """Ops waiting in memory and in this process's spool."""
+        return len(self._queue) + len(self._in_flight) + self.spool.pending()
+
+    def health(self) -> SinkHealth:
+        """This lane's counters, now."""
+        return self.counters.snapshot(queued=self.queued(), pending_updates=len(self._pending))
+
+    def flush(self, deadline: float | None) -> bool:
+        """Wait until every op submitted so far is handled; False when ``deadline`` (monotonic) passed."""
+        with self._cond:
+            target = self._submitted
+            if self._done >= target:
+                return True
+        if self._thread is None or not self._thread.is_alive():
+            self._start()
+        self._urgent.set()
+        self._wake.set()
+        with self._cond:
+            while self._done < target:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+    def start(self) -> None:
+        """Start the worker thread now (at configure time rather than in the first call)."""
+        self._start()
+
+    def shutdown(self, deadline: float) -> int:
+        """Flush until ``deadline``, stop the thread, spool what is left; returns how many ops were left."""
+        self.flush(deadline)
+        self._stop.set()
+        self._wake.set()
+        self._urgent.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+        left: list[Op] = []
+        if thread is not None and thread.is_alive():
+            left.extend(self._in_flight)  # the sink hangs on it: keep a copy (replays are idempotent)
+        while self._queue:
+            left.append(self._queue.popleft())
+        left.extend(self._pending)  # keeps first_tried: the grace period spans the restart
+        self._pending.clear()
+        self._pending_keys.clear()
+        spilled = 0
+        if left:
+            try:
+                spilled = self._spool_ops(left)
+            except Exception:
+                swallow(f"saving {len(left)} queued {self.name} ops to the spool at exit", "they were lost")
+        self.spool.close()
+        return spilled
+
+    # -- worker side -------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        with self._cond:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stop.clear()
+            self._adopt_orphans()
+            self._thread = threading.Thread(target=self._run, name=f"wonkalytics-{self.name}", daemon=True)
+            self._thread.start()
+
+    def _adopt_orphans(self) -> None:
+        try:
+            adopted = self.spool.adopt_orphans(self.legacy_spool)
+        except Exception:
+            swallow("looking for ops left by a previous process", "they stay on disk for the next start")
+            return
+        if adopted:
+            self._submitted += adopted  # so flush() waits for them too
+            self._spilling = True  # new ops queue behind the adopted ones: order across the restart
+            logger.info(
+                "wonkalytics: writing %d %s ops left in %s by an earlier process", adopted, self.name,
+                self.spool.directory,
+            )
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            wait = self.flush_interval * 5
+            if self._pending:
+                wait = max(0.0, min(wait, self._next_pending_at - time.monotonic()))
+            self._wake.wait(wait)
+            self._wake.clear()
+            if len(self._queue) < self.batch_size and not self._urgent.is_set() and not self._stop.is_set():
+                self._urgent.wait(self.flush_interval)  # linger so a quiet app still writes in batches
+            self._urgent.clear()
+            try:
+                self._drain()
+                self._retry_pending()
+            except Exception:
+                swallow(f"the {self.name} writer lane", "its ops stay queued and are retried")
+                self._stop.wait(1.0)
+
+    def _drain(self) -> None:
+        while not self._stop.is_set():
+            if self._queue:
+                count = min(self.batch_size, len(self._queue))
+                batch = [self._queue.popleft() for _ in range(count)]
+                self._in_flight = batch
+                if not self._deliver(batch):
+                    self._queue.extendleft(reversed(batch))
+                    self._in_flight = []
+                    return
+                self._in_flight = []
+                self._mark_done(count)
+                continue
+            with self._spill_lock:
+                segment = self.spool.take()
+                if segment is None:
+                    if self.durability != "disk":
+                        self._spilling = False
+                    return
+            if not self._drain_segment(*segment):
+                return
+
+    def _drain_segment(self, path: Path, count: int, done: int) -> bool:
+        try:
+            lines = list(self.spool.read(path))
+        except OSError:
+            swallow(f"reading spooled ops from {path}", "the file is kept for inspection")
+            self._mark_done(count - done)
+            return True
+        position = done
+        while position < len(lines):
+            chunk = lines[position : position + self.batch_size]
+            ops: list[Op] = []
+            for line in chunk:
+                try:
+                    op = decode_op(line)
+                except Exception as exc:
+                    self._reject_line(line, f"unreadable spool line: {_describe(exc)}")
+                    continue
+                if isinstance(op, Update):
+                    op.outcome = self._outcomes.pop(op.id, None)
+                ops.append(op)
+            if ops and not self._deliver(ops):
+                for op in ops:  # put the waiters back: the same lines are read again later
+                    if isinstance(op, Update) and op.outcome is not None:
+                        self._outcomes[op.id] = op.outcome
+                self.spool.give_back(path, count, position)
+                return False
+            position += len(chunk)
+            self._mark_done(len(chunk))
+        self.spool.remove(path)
+        if len(lines) < count:
+            self._mark_done(count - len(lines))  # torn lines of a crash: nothing to write
+        return True
+
+    def _mark_done(self, count: int) -> None:
+        with self._cond:
+            self._done += count
+            self._cond.notify_all()
+
+    def _deliver(self, ops: list[Op]) -> bool:
+        """Write ``ops`` with retry; True when each is written, rejected or parked, False when stopped."""
+        ops = self._divert_to_pending(ops)
+        attempt = 0
+        while ops:
+            try:
+                rejections = self.sink.write(ops, self.build)
+            except Exception as exc:
+                if not self.sink.is_transient(exc):
+                    ops = self._one_by_one(ops, transient=False)
+                    continue
+                attempt += 1
+                self.counters.failure(_describe(exc))
+                if attempt >= ISOLATE_AFTER:
+                    ops = self._one_by_one(ops, transient=True)
+                    if not ops:
+                        return True
+                delay = backoff(attempt)
+                log_limited(
+                    f"write-failed-{self.name}", logging.WARNING,
+                    "wonkalytics: writing %d ops to %s failed (%s); they are kept and retried (next in %.1fs)",
+                    len(ops), self.name, _describe(exc), delay,
+                )
+                if self._stop.wait(delay):
+                    return False
+                continue
+            self._settle(ops, rejections)
+            return True
+        return True
+
+    def _one_by_one(self, ops: list[Op], *, transient: bool) -> list[Op]:
+        """Find the ops the sink cannot take, in order; returns the ops still to retry.
+
+        An op refused for good is rejected and the rest go on. An op that fails as an outage does
+        while the sink answers a probe gets a strike (after POISON_STRIKES it is rejected); otherwise
+        the sink is down and everything from that op on is retried later, in order.
+        """
+        for index, op in enumerate(ops):
+            try:
+                self._settle([op], self.sink.write([op], self.build))
+                self._strikes.pop(id(op), None)
+            except Exception as exc:
+                if not self.sink.is_transient(exc):
+                    self._reject(op, exc)
+                    continue
+                if not transient or not self._probe():
+                    return ops[index:]
+                strikes = self._strikes[id(op)] = self._strikes.get(id(op), 0) + 1
+                if strikes < POISON_STRIKES:
+                    return ops[index:]
+                self._strikes.pop(id(op), None)
+                self._reject(op, exc)
+        return []
+
+    def _probe(self) -> bool:
+        probe = getattr(self.sink, "probe", None)
+        if probe is None:
+            return False
+        try:
+            return bool(probe())
+        except Exception:
+            return False
+
+    def _settle(self, ops: list[Op], rejections: list[Rejection]) -> None:
+        refused = {id(r.op): r.error for r in rejections}
+        written = 0
+        primary = self.sink.primary
+        for op in ops:
+            error = refused.get(id(op))
+            if error is None:
+                written += 1
+                if primary and isinstance(op, Update) and op.outcome is not None:
+                    op.outcome.set(True)
+            elif isinstance(op, Update) and isinstance(error, RowNotFoundError):
+                if primary and op.outcome is not None:
+                    op.outcome.set(False)
+                self._park(op)
+            else:
+                self._reject(op, error)
+        if written or not refused:
+            self.counters.success(written)
+
+    # -- updates waiting for their row -------------------------------------------------------------
+
+    def _divert_to_pending(self, ops: list[Op]) -> list[Op]:
+        """Updates of a key that already has parked updates wait behind them (their order is kept)."""
+        if not self._pending_keys:
+            return ops
+        kept: list[Op] = []
+        for op in ops:
+            if isinstance(op, Update) and (op.key_field, op.key) in self._pending_keys:
+                if self.sink.primary and op.outcome is not None:
+                    op.outcome.set(False)
+                self._park(op)
+            else:
+                kept.append(op)
+        return kept
+
+    def _park(self, op: Update) -> None:
+        missing_for = op.note_missing()
+        if missing_for > self.update_grace:
+            key = (op.key_field, op.key)
+            logger.warning(
+                "wonkalytics: giving up %s update of %s for %s=%r: no such row after %.0f s (update_grace); it "
+                "is kept in the rejected-ops file", self.name, op.field, key[0], key[1], missing_for,
+            )
+            self._reject(op, RowNotFoundError(f"no row with {key[0]}={key[1]!r} after {missing_for:.0f} s"))
+            return
+        key = (op.key_field, op.key)
+        self._pending.append(op)
+        self._pending_keys[key] = self._pending_keys.get(key, 0) + 1
+        if self._next_pending_at == math.inf:
+            self._pending_rounds = 0
+            self._next_pending_at = time.monotonic() + UPDATE_RETRY_START
+
+    def _retry_pending(self) -> None:
+        if not self._pending or time.monotonic() < self._next_pending_at or self._stop.is_set():
+            return
+        ops: list[Op] = list(self._pending)
+        self._pending.clear()
+        self._pending_keys.clear()
+        self._next_pending_at = math.inf
+        self._pending_rounds += 1
+        rounds = self._pending_rounds
+        if not self._deliver(ops):  # stopped: keep them for the spool
+            for op in ops:
+                if isinstance(op, Update):
+                    self._park(op)
+            return
+        if self._pending:
+            self._pending_rounds = rounds
+            delay = min(UPDATE_RETRY_MAX, UPDATE_RETRY_START * 2**rounds)
+            self._next_pending_at = time.monotonic() + delay
+
+    # -- ops refused for good ----------------------------------------------------------------------
+
+    def _reject(self, op: Op, error: BaseException) -> None:
+        if self.sink.primary and isinstance(op, Update) and op.outcome is not None:
+            op.outcome.set(False)
+        try:
+            line = encode_op(op, self.build)
+        except Exception:
+            swallow("encoding a rejected op", "it could not be kept")
+            return
+        self._reject_line(line, _describe(error))
+
+    def _reject_line(self, line: bytes, error: str) -> None:
+        try:
+            where = str(self.spool.reject(line, error))
+        except OSError:
+            where = "nowhere (the spool directory is not writable)"
+        self.counters.add(rejected=1)
+        log_limited(
+            f"rejected-{self.name}-{error.split(':', 1)[0]}", logging.ERROR,
+            "wonkalytics: %s refused an op (%s); it was saved to %s (`wonkalytics spool replay` writes it "
+            "once the cause is fixed)", self.name, error, where,
+        )
+
+    # -- process lifecycle -------------------------------------------------------------------------
+
+    def after_fork(self) -> None:
+        """In a forked child (Gunicorn --preload): start clean; the parent writes its own ops."""
+        self._init_state()
+        self.spool.reset_after_fork()
+        try:
+            self.sink.after_fork()
+        except Exception:
+            swallow(f"resetting the {self.name} sink after fork", "the child may reuse the parent's connections")
+
+    def __repr__(self) -> str:
+        return f"Lane({self.name!r}, queued={len(self._queue)}, pending={len(self._pending)})"
+
