@@ -273,7 +273,7 @@ def bench_database(db: Database, plan: Plan, run: h.Run, report: Report) -> None
             continue
         value = result.med(name)
         ratio, noise = result.ratio(name, "raw executemany, 1 thread")
-        threads = name.split(", ")[1].split(" ")[0]
+        threads = name.split(", ")[1].split(" ")[0] if name.endswith(("thread", "threads")) else name
         target, verdict_text = f">= {TARGET_VS_RAW}x raw", verdict(ratio, noise, TARGET_VS_RAW, higher_is_better=True)
         if db.name == "postgresql" and name.endswith(" 1 thread"):
             target = f">= {TARGET_COPY_VS_RAW}x raw (COPY) and >= {TARGET_PG_RATE:,}/s"
