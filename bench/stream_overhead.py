@@ -75,7 +75,7 @@ FULL = Plan(
     e2e_rounds=60, e2e_block=2, chunk_rounds=60, call_rounds=1200, first_chunk_rounds=1200, processes=8, interpreters=3
 )
 QUICK = Plan(
-    e2e_rounds=3, e2e_block=1, chunk_rounds=4, call_rounds=100, first_chunk_rounds=100, processes=2, interpreters=1
+    e2e_rounds=2, e2e_block=1, chunk_rounds=2, call_rounds=50, first_chunk_rounds=50, processes=1, interpreters=1
 )
 
 
