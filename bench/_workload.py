@@ -36,9 +36,17 @@ ANSWER = (
 ) * 9
 
 
-def interaction(index: int, *, prefix: str = "bench") -> Any:
-    """One finished streamed chat call, as the wrapper hands it to the recorder (~3.2 KB as a row)."""
+def interaction(index: int, *, prefix: str = "bench", unique: bool = False) -> Any:
+    """One finished streamed chat call, as the wrapper hands it to the recorder (~3.2 KB as a row).
+
+    ``unique``: the texts are fresh strings of their own (as an app's are), not shared constants, so
+    memory measurements see what a queued call really holds.
+    """
     from wonkalytics.interaction import Interaction, new_event_id
+
+    system, history, answer = (
+        (f"{t} #{index}" for t in (SYSTEM, HISTORY, ANSWER)) if unique else (SYSTEM, HISTORY, ANSWER)
+    )
 
     now = time.time()
     return Interaction(
@@ -46,8 +54,8 @@ def interaction(index: int, *, prefix: str = "bench") -> Any:
         params={
             "model": "gpt-4o-mini",
             "messages": [
-                {"role": "system", "content": SYSTEM},
-                {"role": "user", "content": HISTORY},
+                {"role": "system", "content": system},
+                {"role": "user", "content": history},
                 {"role": "assistant", "content": "Which flavours did you see on the box?"},
                 {"role": "user", "content": f"Question {index}: all eight, the box says 'assorted'."},
             ],
@@ -61,7 +69,7 @@ def interaction(index: int, *, prefix: str = "bench") -> Any:
         end_time=now,
         request={"name": "Ada", "level": "B2", "language": "en", "tone": "friendly", "position": str(index)},
         identity={"username": "ada", "email": "ada@example.com", "tenant_id": "t-42"},
-        response_text=ANSWER,
+        response_text=answer,
         response_id=f"chatcmpl-{prefix}-{index}-{uuid.uuid4().hex[:8]}",
         response_model="gpt-4o-mini-2024-07-18",
         system_fingerprint="fp_bench",

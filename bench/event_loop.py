@@ -36,8 +36,8 @@ from typing import Any
 import _harness as h
 import _workload as w
 from _harness import Report, verdict
+from _proxy import Proxy
 
-PROXY_FLAG = "--child-proxy"
 TARGET_P99_MS = 1.0
 TARGET_STALL_MS = 10.0
 TARGET_THROUGHPUT = 0.95
@@ -53,53 +53,6 @@ class Plan:
 
 FULL = Plan(rounds=6, streams=200, model="fake-chunks-40-delay_ms-5")
 QUICK = Plan(rounds=1, streams=40, model="fake-chunks-10-delay_ms-5")
-
-
-def child_proxy(target_port: str) -> None:
-    """A FaultProxy in its own process, driven by lines on stdin: latency S / blackhole / recover."""
-    from wonkalytics.testing.proxy import FaultProxy
-
-    with FaultProxy(int(target_port)) as proxy:
-        print(proxy.port, flush=True)
-        for line in sys.stdin:
-            command, *args = line.split()
-            if command == "latency":
-                proxy.recover()
-                proxy.latency(float(args[0]))
-            elif command == "blackhole":
-                proxy.blackhole()
-            elif command == "recover":
-                proxy.recover()
-            elif command == "quit":
-                break
-            print("ok", flush=True)
-
-
-class Proxy:
-    def __init__(self, target_port: int) -> None:
-        self.child = subprocess.Popen(
-            [sys.executable, __file__, PROXY_FLAG, str(target_port)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=h.ROOT,
-        )
-        assert self.child.stdout is not None
-        self.port = int(self.child.stdout.readline())
-
-    def send(self, command: str) -> None:
-        assert self.child.stdin is not None and self.child.stdout is not None
-        self.child.stdin.write(command + "\n")
-        self.child.stdin.flush()
-        if self.child.stdout.readline().strip() != "ok":
-            raise RuntimeError(f"the proxy did not acknowledge {command!r}")
-
-    def close(self) -> None:
-        with_stdin = self.child.stdin
-        if with_stdin is not None:
-            with_stdin.write("quit\n")
-            with_stdin.close()
-        self.child.wait(10)
 
 
 def free_port() -> int:
@@ -175,9 +128,8 @@ def bench(plan: Plan, run: h.Run, report: Report, tmp: Path) -> None:
     server = Server()
     import sqlalchemy as sa
 
-    parsed = sa.make_url(h.POSTGRES_URL)
-    proxy = Proxy(parsed.port or 5432)
-    url = parsed.set(port=proxy.port).render_as_string(hide_password=False)
+    proxy = Proxy(sa.make_url(h.POSTGRES_URL).port or 5432)
+    url = proxy.url(h.POSTGRES_URL)
     loop = asyncio.new_event_loop()
     stats: dict[str, dict[str, list[float]]] = {}
     try:
@@ -308,7 +260,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == PROXY_FLAG:
-        child_proxy(sys.argv[2])
-    else:
-        raise SystemExit(main())
+    raise SystemExit(main())
