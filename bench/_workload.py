@@ -36,7 +36,7 @@ ANSWER = (
 ) * 9
 
 
-def interaction(index: int, *, prefix: str = "bench", unique: bool = False) -> Any:
+def interaction(index: int, *, prefix: str = "bench", unique: bool = False, response_id: str | None = None) -> Any:
     """One finished streamed chat call, as the wrapper hands it to the recorder (~3.2 KB as a row).
 
     ``unique``: the texts are fresh strings of their own (as an app's are), not shared constants, so
@@ -70,7 +70,7 @@ def interaction(index: int, *, prefix: str = "bench", unique: bool = False) -> A
         request={"name": "Ada", "level": "B2", "language": "en", "tone": "friendly", "position": str(index)},
         identity={"username": "ada", "email": "ada@example.com", "tenant_id": "t-42"},
         response_text=answer,
-        response_id=f"chatcmpl-{prefix}-{index}-{uuid.uuid4().hex[:8]}",
+        response_id=response_id or f"chatcmpl-{prefix}-{index}-{uuid.uuid4().hex[:8]}",
         response_model="gpt-4o-mini-2024-07-18",
         system_fingerprint="fp_bench",
         prompt_tokens=412,
