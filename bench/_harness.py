@@ -114,6 +114,8 @@ def run_rounds(
     names = list(arms)
     with quiet_gc() if gc_off else contextlib.nullcontext():
         for index in range(-warmup, rounds):
+            if rounds > 1 and os.environ.get("BENCH_PROGRESS"):
+                print(f"  round {index + 1}/{rounds} of {', '.join(names)}", file=sys.stderr, flush=True)
             rng.shuffle(names)
             for name in names:
                 value = arms[name]()
