@@ -71,10 +71,10 @@ QUICK = Plan(
 )
 
 
-def configure(url: str, table: str, spool: Path) -> None:
+def configure(url: str, table: str, spool: Path, **options: Any) -> None:
     import wonkalytics
 
-    wonkalytics.configure(database_url=url, table=table, spool_dir=str(spool))
+    wonkalytics.configure(database_url=url, table=table, spool_dir=str(spool), **options)
 
 
 def warm(count: int = 1) -> None:
@@ -209,11 +209,11 @@ class Database:
         if rows != expected or distinct != expected:
             raise RuntimeError(f"{self.name}: {rows} rows ({distinct} distinct event ids) landed, expected {expected}")
 
-    def wonkalytics(self, threads: int) -> Callable[[], float]:
+    def wonkalytics(self, threads: int, **options: Any) -> Callable[[], float]:
         def arm() -> float:
             interactions = [w.interaction(i) for i in range(self.rows)]
             with w.fresh_table(self.url) as table:
-                configure(self.url, table, self._spool())
+                configure(self.url, table, self._spool(), **options)
                 warm()
                 wall, caller, cpu = produce(interactions, threads)
                 self._check(table, self.rows + 1)
@@ -296,6 +296,38 @@ def bench_database(db: Database, plan: Plan, run: h.Run, report: Report) -> None
     )
 
 
+SWEEP = (50, 200, 500, 1000, 2000)
+
+
+def bench_batch_sizes(db: Database, plan: Plan, run: h.Run, report: Report) -> None:
+    """The writer's batch_size against the database: the commit per batch vs the statement size."""
+    arms: dict[str, Callable[[], float]] = {f"batch_size {size}": db.wonkalytics(1, batch_size=size) for size in SWEEP}
+    arms["raw executemany, 1 thread"] = db.raw(1)
+    result = h.run_rounds(arms, plan.rounds, run.rng, warmup=0, gc_off=False)
+    raw = result.med("raw executemany, 1 thread")
+    best = max(SWEEP, key=lambda size: result.med(f"batch_size {size}"))
+    for size in SWEEP:
+        name = f"batch_size {size}"
+        ratio, noise = result.ratio(name, "raw executemany, 1 thread")
+        report.add(
+            f"Writer batch size, {db.name}, 1 producer thread",
+            name + (" (the default)" if size == 200 else ""),
+            f"raw {rate(raw)}",
+            f"{rate(result.med(name))} ({ratio:.2f}x raw)",
+            f"±{ratio_noise(noise)}" + ("; the fastest here" if size == best else ""),
+            "",
+            "info",
+        )
+    report.details.append(
+        f"- batch sizes, {db.name}: {plan.rounds} rounds x {db.rows:,} rows; per round: "
+        + "; ".join(f"{name} " + "/".join(f"{v:,.0f}" for v in result.times[name]) for name in arms)
+    )
+
+
+def ratio_noise(noise: float) -> str:
+    return "n/a" if noise != noise else f"{noise:.2f}x"
+
+
 INTRO = """\
 Interactions per second through the whole writer (record building, fitting, the driver) into each
 database, against SQLAlchemy's plain `executemany` of the same rows and against the seed's per-row design,
@@ -324,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
             help="only these databases (repeatable; prints only unless --write)",
         )
         parser.add_argument("--rounds", type=int, help="override the number of rounds")
+        parser.add_argument(
+            "--batch-sweep", action="store_true", help="measure the writer's batch_size instead (its own section)"
+        )
 
     run = h.start(__doc__, __file__, argv, options)
     plan = QUICK if run.quick else FULL
@@ -335,11 +370,24 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="wonkalytics-ingest-") as tmp_name:
         tmp = Path(tmp_name)
         urls = {"sqlite": f"sqlite:///{tmp}/ingest.db", **h.SERVER_URLS}
-        for name in run.args.db or ("sqlite", "postgresql", "mariadb"):
+        sweep = run.args.batch_sweep
+        for name in run.args.db or (("postgresql", "mariadb") if sweep else ("sqlite", "postgresql", "mariadb")):
             db = Database(name, urls[name], plan, tmp)
-            bench_database(db, plan, run, report)
+            (bench_batch_sizes if sweep else bench_database)(db, plan, run, report)
         wonkalytics.shutdown()
     report.details.append(f"- servers: {h.server_versions(h.SERVER_URLS)}")
+    if sweep:
+        run.finish(
+            "ingest_batch",
+            "Ingest: the writer's batch size",
+            "Interactions per second through the writer for each `batch_size`, against raw executemany "
+            "(500 rows per transaction) of the same rows, written by `bench/ingest.py --batch-sweep`.",
+            report,
+            HOW_TO_READ,
+            extra_versions=("psycopg", "pymysql"),
+            write=run.write and not run.args.db,
+        )
+        return 0
     run.finish(
         "ingest",
         "Ingest: interactions per second through the writer",
