@@ -18,7 +18,7 @@ from openai.resources.chat.completions import AsyncCompletions, Completions
 from openai.resources.responses import AsyncResponses, Responses
 
 from wonkalytics.capture.call import Call
-from wonkalytics.capture.kwargs import split_kwargs, want_usage
+from wonkalytics.capture.kwargs import WL_KWARGS, split_kwargs, want_usage
 from wonkalytics.capture.streams import record_stream
 from wonkalytics.interaction import Api
 from wonkalytics.recorder import Recorder, default_recorder
@@ -75,8 +75,20 @@ def _attach(call: Call, result: Any, hide_usage: bool) -> Any:
     return result
 
 
+def _disabled(resource: Any, kwargs: dict[str, Any]) -> bool:
+    """True when recording is switched off (``enabled=False``): the SDK gets exactly the caller's call."""
+    recorder = resource._client._wl_recorder or default_recorder
+    if recorder.enabled:
+        return False
+    for name in WL_KWARGS:
+        kwargs.pop(name, None)  # ours never reach the SDK, recorded or not
+    return True
+
+
 def _record_sync(resource: Any, api: Api, create: Any, args: Any, kwargs: dict[str, Any]) -> Any:
     """One recorded SDK call (sync): the SDK's exception reaches the caller unchanged."""
+    if _disabled(resource, kwargs):
+        return create(*args, **kwargs)
     call, hide_usage = _begin(resource, api, kwargs)
     try:
         result = create(*args, **kwargs)
@@ -88,6 +100,8 @@ def _record_sync(resource: Any, api: Api, create: Any, args: Any, kwargs: dict[s
 
 async def _record_async(resource: Any, api: Api, create: Any, args: Any, kwargs: dict[str, Any]) -> Any:
     """The async twin of :func:`_record_sync`."""
+    if _disabled(resource, kwargs):
+        return await create(*args, **kwargs)
     call, hide_usage = _begin(resource, api, kwargs)
     try:
         result = await create(*args, **kwargs)

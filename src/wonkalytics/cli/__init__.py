@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from wonkalytics.cli import demo, fake_openai, init
+from wonkalytics.cli import demo, doctor, fake_openai, init, spool
 
 app = typer.Typer(
     name="wonkalytics",
@@ -16,6 +16,8 @@ app = typer.Typer(
 app.command("demo")(demo.demo)
 app.command("init")(init.init)
 app.command("fake-openai")(fake_openai.fake_openai)
+app.command("doctor")(doctor.doctor)
+app.add_typer(spool.app, name="spool")
 
 
 def main() -> None:

@@ -24,12 +24,23 @@ def init(
         str | None,
         typer.Option(help="With --print-sql: sqlite, postgresql, mysql, mariadb or mssql (default: the URL's)"),
     ] = None,
+    upgrade: Annotated[
+        bool,
+        typer.Option("--upgrade", help="Add the default columns and indexes an existing table lacks (re-runnable)"),
+    ] = False,
 ) -> None:
-    """Create the analytics table (with its indexes) when it does not exist yet."""
+    """Create the analytics table (with its indexes) when it does not exist yet.
+
+    Examples: `wonkalytics init`, `wonkalytics init --print-sql --dialect mssql`,
+    `wonkalytics init --upgrade --print-sql` (show what an upgrade would run), `wonkalytics init --upgrade`.
+    """
     console = Console()
     try:
         settings = load_settings(database_url=database_url, table=table)
         store = TableStore(settings.url(), settings.table, create=False)
+        if upgrade:
+            _upgrade(console, store, print_sql=print_sql)
+            return
         if print_sql:
             typer.echo(store.ddl(dialect or settings.url().get_backend_name()))
             return
@@ -39,3 +50,24 @@ def init(
         raise typer.Exit(1) from None
     state = "created" if created else "already exists"
     console.print(f"table [bold]{settings.table}[/bold] {state} in {settings.safe_url()}")
+
+
+def _upgrade(console: Console, store: TableStore, *, print_sql: bool) -> None:
+    """``--upgrade``: run (or with ``--print-sql`` show) the migration steps still needed."""
+    from rich.markup import escape
+
+    from wonkalytics.store.migrations import plan_upgrade
+    from wonkalytics.store.migrations import upgrade as run_upgrade
+
+    if not store.create_table() and print_sql:
+        plans = plan_upgrade(store.table, store.engine.dialect)
+        for plan in plans:
+            typer.echo(f"-- {plan.step}: {plan.note}")
+            for statement in plan.statements:
+                typer.echo(f"{statement};")
+        return
+    schema, _, name = store.name.rpartition(".")
+    for plan in run_upgrade(store.engine, name, schema or None):
+        mark = "[green]applied[/green]" if plan.statements else "[dim]nothing to do[/dim]"
+        console.print(f"{plan.step}: {mark} ({escape(plan.note or '')})")
+    console.print(f"table [bold]{escape(store.name)}[/bold] is up to date")

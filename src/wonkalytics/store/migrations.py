@@ -1,0 +1,209 @@
+"""Migrations of an existing analytics table: named steps, recorded, re-runnable, never destructive.
+
+Each step looks at the table as it is now and returns the statements still needed (none when the
+table already has what the step brings), so running ``wonkalytics init --upgrade`` twice changes
+nothing the second time, and a step a DBA applied by hand is simply recorded. Steps only ever add:
+columns the default table has and the team's table lacks, and indexes. A team's own column is never
+altered or dropped; the one type change (``score`` INTEGER -> float, release 0.1's default table) is
+made only on a table Wonkalytics created (it has ``row_pk`` and ``event_id``) and where the database
+can alter a column in place (not SQLite, whose INTEGER column then keeps refusing fractional scores
+with a clear error rather than rounding them).
+
+Applied steps are recorded in ``wonkalytics_migrations`` (table name, step name, time).
+
+>>> [step.name for step in STEPS][:3]
+['m001_add_default_columns', 'm002_index_timestamp', 'm003_index_response_id']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect
+
+from wonkalytics.store import dialects as d
+from wonkalytics.store.fit import column_index
+from wonkalytics.store.schema import DEFAULT_COLUMNS, ROW_KEY
+
+__all__ = ["MIGRATIONS_TABLE", "STEPS", "Plan", "Step", "plan_upgrade", "upgrade"]
+
+MIGRATIONS_TABLE = "wonkalytics_migrations"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one step would do to one table: SQL statements, or why it does nothing."""
+
+    step: str
+    statements: list[str] = field(default_factory=list)
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """A named migration: ``plan(table, dialect)`` returns the statements still needed (checks itself)."""
+
+    name: str
+    description: str
+    plan: Callable[[sa.Table, Dialect], Plan]
+
+
+def _quote_table(table: sa.Table, dialect: Dialect) -> str:
+    return dialect.identifier_preparer.format_table(table)
+
+
+def _add_default_columns(table: sa.Table, dialect: Dialect) -> Plan:
+    have = column_index(c.name for c in table.columns)
+    preparer = dialect.identifier_preparer
+    statements = []
+    added = []
+    for column in DEFAULT_COLUMNS:
+        if column.name == ROW_KEY or column.name.casefold() in have:
+            continue
+        sql_type = column.type.compile(dialect=dialect)
+        statements.append(f"ALTER TABLE {_quote_table(table, dialect)} ADD {preparer.quote(column.name)} {sql_type}")
+        added.append(column.name)
+    note = f"adds {', '.join(added)}" if added else "every default column is there"
+    return Plan("m001_add_default_columns", statements, note)
+
+
+def _has_index_on(table: sa.Table, column: str) -> bool:
+    for index in table.indexes:
+        names = [c.name for c in index.columns]
+        if names and names[0].casefold() == column.casefold():
+            return True
+    for constraint in table.constraints:
+        if isinstance(constraint, sa.PrimaryKeyConstraint | sa.UniqueConstraint):
+            names = [c.name for c in constraint.columns]
+            if names and names[0].casefold() == column.casefold():
+                return True
+    return False
+
+
+def _index_step(name: str, column: str) -> Callable[[sa.Table, Dialect], Plan]:
+    def plan(table: sa.Table, dialect: Dialect) -> Plan:
+        real = column_index(c.name for c in table.columns).get(column.casefold())
+        if real is None:
+            return Plan(name, [], f"no {column} column")
+        if _has_index_on(table, real):
+            return Plan(name, [], f"{real} is indexed")
+        if dialect.name in ("mysql", "mariadb") and isinstance(table.c[real].type, sa.Text):
+            return Plan(name, [], f"{real} is a TEXT column, which MySQL cannot index whole; left as is")
+        shadow = sa.Table(table.name, sa.MetaData(), sa.Column(real, table.c[real].type), schema=table.schema)
+        index = d.lookup_index(shadow, shadow.c[real])
+        return Plan(name, [str(sa.schema.CreateIndex(index).compile(dialect=dialect))], f"indexes {real}")
+
+    return plan
+
+
+def _unique_event_id(table: sa.Table, dialect: Dialect) -> Plan:
+    name = "m004_unique_event_id"
+    real = column_index(c.name for c in table.columns).get("event_id")
+    if real is None:
+        return Plan(name, [], "no event_id column (m001 adds it)")
+    for index in table.indexes:
+        if index.unique and [c.name for c in index.columns] == [real]:
+            return Plan(name, [], "event_id is unique")
+    for constraint in table.constraints:
+        if isinstance(constraint, sa.PrimaryKeyConstraint | sa.UniqueConstraint) and [
+            c.name for c in constraint.columns
+        ] == [real]:
+            return Plan(name, [], "event_id is unique")
+    if dialect.name in ("mysql", "mariadb") and isinstance(table.c[real].type, sa.Text):
+        return Plan(name, [], "event_id is a TEXT column, which MySQL cannot index whole; left as is")
+    shadow = sa.Table(table.name, sa.MetaData(), sa.Column(real, table.c[real].type), schema=table.schema)
+    index_name = f"ux_{table.name}_{real}"[:60]
+    kwargs: dict[str, Any] = {"unique": True}
+    if dialect.name == "mssql":
+        kwargs["mssql_where"] = shadow.c[real].isnot(None)
+    index = sa.Index(index_name, shadow.c[real], **kwargs)
+    sql = str(sa.schema.CreateIndex(index).compile(dialect=dialect))
+    return Plan(name, [sql], "makes event_id unique (retries are then skipped by the database; fails if "
+                             "the table already holds duplicates: remove them first)")
+
+
+def _score_float(table: sa.Table, dialect: Dialect) -> Plan:
+    name = "m005_score_float"
+    real = column_index(c.name for c in table.columns).get("score")
+    if real is None or not isinstance(table.c[real].type, sa.Integer):
+        return Plan(name, [], "score is not an INTEGER column")
+    ours = ROW_KEY in table.c and "event_id" in table.c
+    if not ours:
+        return Plan(name, [], "a team's own score column is never altered")
+    if dialect.name == "sqlite":
+        return Plan(name, [], "SQLite cannot change a column's type; fractional scores are refused with a clear "
+                              "error until the table is recreated")
+    target = d.double().compile(dialect=dialect)
+    column = dialect.identifier_preparer.quote(real)
+    where = _quote_table(table, dialect)
+    if dialect.name == "postgresql":
+        sql = f"ALTER TABLE {where} ALTER COLUMN {column} TYPE {target}"
+    elif dialect.name in ("mysql", "mariadb"):
+        sql = f"ALTER TABLE {where} MODIFY {column} {target} NULL"
+    else:
+        sql = f"ALTER TABLE {where} ALTER COLUMN {column} {target} NULL"
+    return Plan(name, [sql], "stores scores exactly (87.6 stays 87.6)")
+
+
+STEPS: tuple[Step, ...] = (
+    Step("m001_add_default_columns", "add the default columns the table lacks", _add_default_columns),
+    Step("m002_index_timestamp", "index timestamp (time-range reads)",
+         _index_step("m002_index_timestamp", "timestamp")),
+    Step("m003_index_response_id", "index response_id (scores)",
+         _index_step("m003_index_response_id", "response_id")),
+    Step("m004_unique_event_id", "make event_id unique (idempotent retries)", _unique_event_id),
+    Step("m005_score_float", "score as a float on a table created by release 0.1", _score_float),
+)
+"""Every migration, in order."""
+
+
+def _migrations_table(metadata: sa.MetaData, schema: str | None) -> sa.Table:
+    return sa.Table(
+        MIGRATIONS_TABLE,
+        metadata,
+        sa.Column("table_name", sa.String(255), nullable=False),
+        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("applied_at", d.timestamp(), nullable=False),
+        schema=schema,
+    )
+
+
+def plan_upgrade(table: sa.Table, dialect: Dialect) -> list[Plan]:
+    """What ``init --upgrade`` would do to ``table`` (reflected), without doing it."""
+    return [step.plan(table, dialect) for step in STEPS]
+
+
+def applied_steps(conn: Connection, table_name: str, schema: str | None) -> set[str]:
+    """Names of the steps recorded for ``table_name`` (empty when nothing was ever recorded)."""
+    if not sa.inspect(conn).has_table(MIGRATIONS_TABLE, schema=schema):
+        return set()
+    record = _migrations_table(sa.MetaData(), schema)
+    rows = conn.execute(sa.select(record.c.name).where(record.c.table_name == table_name))
+    return {str(name) for (name,) in rows}
+
+
+def upgrade(engine: sa.Engine, table_name: str, schema: str | None = None) -> list[Plan]:
+    """Run every step still needed on the table, recording each; returns what each step did.
+
+    Each step runs in its own transaction (MySQL commits DDL implicitly anyway) and reflects the
+    table afresh, so a failure leaves the steps before it applied and recorded, and rerunning resumes.
+    """
+    results: list[Plan] = []
+    record = _migrations_table(sa.MetaData(), schema)
+    record.create(engine, checkfirst=True)
+    for step in STEPS:
+        with engine.begin() as conn:
+            table = sa.Table(table_name, sa.MetaData(), schema=schema, autoload_with=conn, resolve_fks=False)
+            plan = step.plan(table, conn.dialect)
+            for statement in plan.statements:
+                conn.execute(sa.text(statement))
+            if step.name not in applied_steps(conn, table_name, schema):
+                conn.execute(sa.insert(record).values(
+                    table_name=table_name, name=step.name, applied_at=datetime.now(UTC).replace(tzinfo=None)
+                ))
+        results.append(plan)
+    return results
