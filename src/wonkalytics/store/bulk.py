@@ -55,12 +55,16 @@ class CopyInsert:
     table: sa.Table
     columns: tuple[str, ...]
     dedupe_on: str
+    conflict: tuple[str, ...] = ()
+    """The unique index's columns, when more than ``dedupe_on`` (a partitioned table's partition key)."""
     _sql: dict[str, tuple[str, str, str]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def build(cls, table: sa.Table, keys: Collection[str], dedupe_on: str) -> CopyInsert:
+    def build(
+        cls, table: sa.Table, keys: Collection[str], dedupe_on: str, conflict: Sequence[str] = ()
+    ) -> CopyInsert:
         """The plan for rows with ``keys`` (in table order)."""
-        return cls(table, tuple(c.name for c in table.columns if c.name in keys), dedupe_on)
+        return cls(table, tuple(c.name for c in table.columns if c.name in keys), dedupe_on, tuple(conflict))
 
     @property
     def stage(self) -> str:
@@ -85,7 +89,7 @@ class CopyInsert:
             insert = (
                 postgresql.insert(self.table)
                 .from_select(list(self.columns), sa.select(*staged.c).order_by(sa.literal_column("ctid")))
-                .on_conflict_do_nothing(index_elements=[self.dedupe_on])
+                .on_conflict_do_nothing(index_elements=list(self.conflict or (self.dedupe_on,)))
             )
             cached = self._sql[dialect.name] = (
                 create,

@@ -242,11 +242,14 @@ def insert_plan(
     name = dialect.name
     if dedupe_on is None or dedupe_on not in keys:
         return InsertPlan(sa.insert(table), "all")
+    conflict = conflict_columns(table, dedupe_on)
+    if not set(conflict) <= set(keys):  # a partitioned table's row without its partition key
+        return InsertPlan(sa.insert(table), "all")
     if name == "sqlite":
         return InsertPlan(sqlite.insert(table).on_conflict_do_nothing(index_elements=[dedupe_on]), "rowcount")
     if name == "postgresql":
-        pg_stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=[dedupe_on])
-        bulk = CopyInsert.build(table, keys, dedupe_on) if supports_copy(dialect) else None
+        pg_stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+        bulk = CopyInsert.build(table, keys, dedupe_on, conflict) if supports_copy(dialect) else None
         # psycopg reports no rowcount for executemany; RETURNING lists exactly the rows inserted.
         return InsertPlan(pg_stmt.returning(table.c[dedupe_on]), "returning", bulk)
     if name in _MYSQL:
@@ -303,6 +306,14 @@ def unique_column(table: sa.Table, name: str, engine: sa.Engine | sa.Connection)
         for ix in table.indexes
         if ix.unique and not partial.intersection(k for k, v in ix.dialect_kwargs.items() if v is not None)
     ]
+    if [name] not in column_sets and engine.dialect.name == "postgresql":
+        # A partitioned table's unique index must contain the partition key: (event_id, timestamp) on
+        # the monthly default table (store/partition.py). A retried row carries its own timestamp, so
+        # it lands in the same partition and the pair still catches it.
+        key = _pg_partition_key(table, engine)
+        if key and sorted([name, *key]) in [sorted(s) for s in column_sets]:
+            table.info[_CONFLICT] = (name, *key)
+            return name
     if [name] not in column_sets and engine.dialect.name == "sqlite":
         indexes = sa.inspect(engine).get_indexes(table.name, schema=table.schema, include_auto_indexes=True)
         column_sets += [
@@ -311,6 +322,35 @@ def unique_column(table: sa.Table, name: str, engine: sa.Engine | sa.Connection)
             if ix["unique"] and ix.get("dialect_options", {}).get("sqlite_where") is None
         ]
     return name if [name] in column_sets else None
+
+
+_CONFLICT = "wonkalytics_conflict_columns"
+
+
+def conflict_columns(table: sa.Table, dedupe_on: str) -> tuple[str, ...]:
+    """The columns of the unique index that skips duplicates: ``(event_id,)``, or with the partition key.
+
+    >>> from wonkalytics.store.schema import default_table
+    >>> conflict_columns(default_table("t"), "event_id")
+    ('event_id',)
+    """
+    columns: tuple[str, ...] = table.info.get(_CONFLICT, (dedupe_on,))
+    return columns
+
+
+def _pg_partition_key(table: sa.Table, engine: sa.Engine | sa.Connection) -> list[str]:
+    """Columns of a PostgreSQL partitioned table's partition key (empty for a plain table)."""
+    query = sa.text(
+        "SELECT a.attname FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (p.partattrs::int2[]) "
+        "WHERE c.relname = :name AND n.nspname = coalesce(:schema, current_schema())"
+    )
+    params = {"name": table.name, "schema": table.schema}
+    if isinstance(engine, sa.Connection):
+        return [str(r) for r in engine.execute(query, params).scalars()]
+    with engine.connect() as conn:
+        return [str(r) for r in conn.execute(query, params).scalars()]
 
 
 def ddl_statements(table: sa.Table, dialect_name: str) -> list[str]:
