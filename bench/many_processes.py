@@ -81,6 +81,12 @@ def child(spec_json: str) -> None:
         out["scored"] = {rid: float(n % 100) + 0.5 for n, rid in enumerate(items)}
     out["flushed"] = wonkalytics.flush(600)
     out["end"] = time.monotonic()
+    # A score whose row is not written yet is parked and retried (update_grace); a process that exits
+    # first spools it for its successor. This one stays until they are applied, as a server would.
+    waited = time.monotonic()
+    while wonkalytics.health()["table"].pending_updates and time.monotonic() - waited < 120:
+        time.sleep(0.05)
+    out["pending_wait_s"] = time.monotonic() - waited
     health = wonkalytics.health()["table"]
     out.update(
         errors=errors,
@@ -207,7 +213,8 @@ def bench_database(name: str, url: str, plan: dict[str, int], tmp: Path, report:
     )
     warnings = sorted({m for r in results for m in r["warnings"]})
     report.details.append(
-        f"- {name} scorer: flushed {scorer['flushed']}, pending updates at exit {scorer['pending_updates']}, "
+        f"- {name} scorer: flushed {scorer['flushed']}, waited {scorer['pending_wait_s']:.1f} s for parked "
+        f"updates, pending updates at exit {scorer['pending_updates']}, "
         f"queued {scorer['queued']}, {in_place}/{len(scorer['scored'])} scores in place"
     )
     report.details.append(
