@@ -128,3 +128,15 @@ def test_team_table_with_quoted_names(postgres_url: str, table_name: str) -> Non
     assert store.insert_many(rows[:6]) == 0
     stored = read_rows(postgres_url, table_name, order_by="pk")
     assert [r["UserName"] for r in stored] == [f"ann{i}" for i in range(12)]
+
+
+def test_sql_server_through_pyodbc_uses_fast_executemany() -> None:
+    from wonkalytics.store.engine import _engine_options
+
+    _, options = _engine_options(sa.make_url("mssql+pyodbc://sa:pw@db/analytics?driver=ODBC+Driver+18+for+SQL+Server"))
+    assert options["fast_executemany"] is True
+    _, others = _engine_options(sa.make_url("mssql+pymssql://sa:pw@db/analytics"))
+    assert "fast_executemany" not in others
+    # The pyodbc dialect takes the option (compiled without a server; pyodbc itself need not be installed).
+    dialect_cls = sa.make_url("mssql+pyodbc://").get_dialect()
+    assert "fast_executemany" in dialect_cls.__init__.__code__.co_varnames
