@@ -6,6 +6,7 @@ Run from the repository root::
     .venv/bin/python bench/event_loop.py --quick    # smoke run (CI), prints only
 
 An asyncio app (FastAPI-like: one loop, many concurrent requests) runs 200 concurrent streamed chats
+(one request arriving every 2 ms, each streaming 40 chunks 10 ms apart, so all 200 overlap)
 with ``openai.AsyncOpenAI`` against the offline server (``python -m wonkalytics.testing``, in its own
 process so it takes no GIL from the app). Meanwhile a task sleeps 1 ms at a time and records how late it
 wakes: the loop's lag. Arms, interleaved in a shuffled order each round:
@@ -49,10 +50,12 @@ class Plan:
     rounds: int
     streams: int
     model: str
+    spacing: float  # seconds between two streams' starts (requests arrive; they do not all start at once)
 
 
-FULL = Plan(rounds=6, streams=200, model="fake-chunks-40-delay_ms-5")
-QUICK = Plan(rounds=1, streams=40, model="fake-chunks-10-delay_ms-5")
+# 40 chunks 10 ms apart: each stream lasts ~0.4 s+, so with a start every 2 ms all 200 overlap.
+FULL = Plan(rounds=6, streams=200, model="fake-chunks-40-delay_ms-10", spacing=0.002)
+QUICK = Plan(rounds=1, streams=40, model="fake-chunks-10-delay_ms-10", spacing=0.002)
 
 
 def free_port() -> int:
@@ -112,7 +115,11 @@ async def measure(client: Any, plan: Plan) -> tuple[list[float], float]:
 
     task = asyncio.create_task(sampler())
     start = time.perf_counter()
-    await asyncio.gather(*(one_stream(client, plan.model) for _ in range(plan.streams)))
+    async def arriving(index: int) -> int:
+        await asyncio.sleep(index * plan.spacing)
+        return await one_stream(client, plan.model)
+
+    await asyncio.gather(*(arriving(index) for index in range(plan.streams)))
     wall = time.perf_counter() - start
     done.set()
     await task
