@@ -24,6 +24,8 @@ def field(obj: Any, name: str) -> Any:
     >>> field({"role": "user"}, "role"), field(object(), "role")
     ('user', None)
     """
+    if type(obj) is dict:  # plain dicts (most messages) skip the ABC isinstance check: ~0.3 µs a look-up
+        return obj.get(name)
     try:
         if isinstance(obj, Mapping):
             return obj.get(name)

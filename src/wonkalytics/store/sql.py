@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from wonkalytics.errors import ConfigurationError, StoreError, UnknownColumnError, WonkalyticsError
+from wonkalytics.store.bulk import MIN_COPY_ROWS
 from wonkalytics.store.dialects import InsertPlan, ddl_statements, insert_plan, on_column_reflect, unique_column
 from wonkalytics.store.engine import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -350,6 +351,8 @@ class TableStore:
             group = [row for row in group if row[key] is None or row[key] not in held]
             if not group:
                 return 0
+        if plan.bulk is not None and len(group) >= MIN_COPY_ROWS:
+            return plan.bulk.run(conn, group)
         if plan.count == "preselect":
             assert state.dedupe_on is not None
             column = state.table.c[state.dedupe_on]
