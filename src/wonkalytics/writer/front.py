@@ -102,6 +102,11 @@ class Writer:
             left += spilled
         return left == 0
 
+    def release_spools(self) -> None:
+        """Hand what the lanes left on disk to the next writer of this process (``configure()``)."""
+        for lane in self.lanes:
+            lane.spool.release()
+
     def close_sinks(self, timeout: float) -> None:
         """Release every sink's connections, sharing ``timeout``."""
         deadline = time.monotonic() + timeout
