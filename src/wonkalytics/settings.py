@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     """Emit an OpenTelemetry GenAI span (and metrics) per interaction through the app's providers."""
     jsonl_dir: Path | None = None
     """Directory of the JSON-lines sink (one file per UTC day and process); off when unset."""
+    prices_file: Path | None = Field(None, validation_alias=AliasChoices("prices_file", "WONKALYTICS_PRICES"))
+    """JSON file of model or deployment -> US dollars per million tokens, overriding the listed prices."""
 
     # The seed's Azure SQL variables (read only when no URL is given).
     azure_sql_server: str | None = Field(None, validation_alias=AliasChoices("azure_sql_server", "AZURE_SQL_SERVER"))

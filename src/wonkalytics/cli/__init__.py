@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from wonkalytics.cli import demo, doctor, fake_openai, init, spool
+from wonkalytics.cli import dashboard, demo, doctor, export, fake_openai, init, spool, stats
 from wonkalytics.cli.output import describe, fail, say
 from wonkalytics.errors import WonkalyticsError
 
@@ -89,6 +89,12 @@ app.command("fake-openai", epilog=example(*fake_openai.EXAMPLES))(fake_openai.fa
 app.command("doctor", epilog=example("wonkalytics doctor", "wonkalytics doctor --json --database-url "
                                      "postgresql+psycopg://app@db/analytics"))(doctor.doctor)
 app.add_typer(spool.app, name="spool", epilog=example("wonkalytics spool status", "wonkalytics spool replay"))
+app.command("stats", epilog=example("wonkalytics stats", "wonkalytics stats --by model --since 7d --tz Europe/Berlin",
+                                   "wonkalytics stats --json"))(stats.stats)
+app.command("dashboard", epilog=example("wonkalytics dashboard --open",
+                                       "wonkalytics dashboard --host 0.0.0.0 --token s3cret"))(dashboard.dashboard)
+app.command("export", epilog=example("wonkalytics export --format csv --output calls.csv",
+                                    "wonkalytics export --format jsonl --since 24h"))(export.export)
 
 
 def main() -> None:

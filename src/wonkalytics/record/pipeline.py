@@ -34,6 +34,7 @@ from functools import partial
 from typing import Any
 
 from wonkalytics.interaction import Interaction
+from wonkalytics.record.cost import interaction_cost
 from wonkalytics.record.flatten import flatten, strip_prefixes
 from wonkalytics.record.identity import apply_auth_info
 from wonkalytics.record.messages import chat_message_fields, prompt_fields, responses_message_fields
@@ -165,6 +166,7 @@ INTERACTION_PARTS: tuple[Callable[[Interaction], Mapping[str, Any]], ...] = (
     prompt,
     explicit_identity,
     measured,
+    interaction_cost,  # cost_usd from the measured tokens and the model (record/cost.py)
 )
 """The parts of an interaction row, lowest precedence first."""
 

@@ -144,6 +144,10 @@ def _engine_options(
     if backend in ("mysql", "mariadb") and "charset" not in url.query:
         # Without it the driver may talk latin1/utf8mb3 and emoji fail or turn into '?'.
         url = url.update_query_dict({"charset": "utf8mb4"})
+    if backend == "mssql" and url.get_driver_name() == "pyodbc":
+        # pyodbc sends an executemany as one array of parameters instead of a round trip per row
+        # (SQLAlchemy's documented switch; the ODBC Driver 18 supports it).
+        options["fast_executemany"] = True
     if backend == "sqlite" and _is_sqlite_memory(url):
         # One shared connection: otherwise each thread (the writer!) would see its own empty database.
         options["poolclass"] = pool.StaticPool
