@@ -354,19 +354,7 @@ class ReadStore:
     @staticmethod
     def _window_percentiles(conn: Connection, column: sa.Column[Any], where: Sequence[sa.ColumnElement[bool]],
                             group: sa.Column[Any] | None) -> dict[Any, dict[str, float | None]]:
-        # MariaDB and SQL Server have percentile_cont only as a window function: one value per row of
-        # the partition, collapsed with MAX() per group.
-        partition = [group] if group is not None else []
-        inner = sa.select(
-            *([group.label("g")] if group is not None else []),
-            *[sa.func.percentile_cont(q).within_group(column.asc()).over(partition_by=partition).label(f"q{i}")
-              for i, q in enumerate(QUANTILES)],
-        ).where(*where, column.is_not(None)).subquery()
-        outer = sa.select(*([inner.c.g] if group is not None else []),
-                          sa.func.max(inner.c.q0).label("q0"), sa.func.max(inner.c.q1).label("q1"))
-        if group is not None:
-            outer = outer.group_by(inner.c.g)
-        rows = conn.execute(outer).mappings().all()
+        rows = conn.execute(window_percentile_query(column, where, group)).mappings().all()
         return {(r["g"] if group is not None else None): {"p50": _number(r["q0"]), "p95": _number(r["q1"])}
                 for r in rows}
 
@@ -403,17 +391,6 @@ class ReadStore:
 
     # -- time series ------------------------------------------------------------------------------
 
-    def _utc_hour(self, timestamp: sa.Column[Any]) -> sa.ColumnElement[Any]:
-        dialect = self.dialect
-        if dialect == "postgresql":
-            return sa.func.date_trunc("hour", timestamp)
-        if dialect in ("mysql", "mariadb"):
-            return sa.func.date_format(timestamp, "%Y-%m-%d %H:00:00")
-        if dialect == "mssql":
-            hour: sa.ColumnElement[Any] = sa.literal_column("hour")
-            return sa.func.dateadd(hour, sa.func.datediff(hour, 0, timestamp), 0)
-        return sa.func.strftime("%Y-%m-%d %H:00:00", timestamp)
-
     def timeseries(self, period: Period, filters: Filters | None = None, *,
                    bucket: str = "auto") -> list[dict[str, Any]]:
         """Additive totals per local hour or day of ``period`` (``bucket``: ``hour``, ``day`` or ``auto``:
@@ -423,7 +400,7 @@ class ReadStore:
         if bucket not in ("hour", "day"):
             raise ValueError(f"bucket must be 'hour', 'day' or 'auto', not {bucket!r}")
         timestamp = self.require("timestamp")
-        hour = self._utc_hour(timestamp).label("utc_hour")
+        hour = utc_hour(timestamp, self.dialect).label("utc_hour")
         keys: list[sa.ColumnElement[Any]] = [hour]
         if needs_quarters(period):
             minute = sa.extract("minute", timestamp)
@@ -535,3 +512,30 @@ class ReadStore:
             result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
             for row in result.mappings():
                 yield dict(row)
+
+
+def window_percentile_query(column: sa.Column[Any], where: Sequence[sa.ColumnElement[bool]],
+                            group: sa.Column[Any] | None) -> sa.Select[Any]:
+    """p50/p95 of ``column`` (per ``group``) for MariaDB and SQL Server, which have ``percentile_cont``
+    only as a window function: one value per row of the partition, collapsed with MAX() per group."""
+    partition = [group] if group is not None else []
+    inner = sa.select(
+        *([group.label("g")] if group is not None else []),
+        *[sa.func.percentile_cont(q).within_group(column.asc()).over(partition_by=partition).label(f"q{i}")
+          for i, q in enumerate(QUANTILES)],
+    ).where(*where, column.is_not(None)).subquery()
+    outer = sa.select(*([inner.c.g] if group is not None else []),
+                      sa.func.max(inner.c.q0).label("q0"), sa.func.max(inner.c.q1).label("q1"))
+    return outer.group_by(inner.c.g) if group is not None else outer
+
+
+def utc_hour(timestamp: sa.Column[Any], dialect: str) -> sa.ColumnElement[Any]:
+    """The UTC hour of a naive-UTC ``timestamp`` column, as the database computes it."""
+    if dialect == "postgresql":
+        return sa.func.date_trunc("hour", timestamp)
+    if dialect in ("mysql", "mariadb"):
+        return sa.func.date_format(timestamp, "%Y-%m-%d %H:00:00")
+    if dialect == "mssql":
+        hour: sa.ColumnElement[Any] = sa.literal_column("hour")
+        return sa.func.dateadd(hour, sa.func.datediff(hour, 0, timestamp), 0)
+    return sa.func.strftime("%Y-%m-%d %H:00:00", timestamp)
