@@ -27,7 +27,7 @@ class Call:
     """State of one call; the stream generators of ``capture.streams`` fill it in."""
 
     __slots__ = (
-        "api", "done", "error", "finish_reason", "first_token", "last", "options", "params", "provider",
+        "api", "broken", "done", "error", "finish_reason", "first_token", "last", "options", "params", "provider",
         "recorder", "response", "server", "start_perf", "start_time", "text", "trace", "usage",
     )
 
@@ -60,6 +60,7 @@ class Call:
         self.finish_reason: str | None = None
         self.error: str | None = None
         self.done = False
+        self.broken = False  # our bookkeeping raised once: stop noting chunks, keep streaming
         self.start_time = time.time()
         self.start_perf = _perf()
 

@@ -9,6 +9,7 @@ of a wrapped client are wrapped too.
 from __future__ import annotations
 
 import copy as copy_module
+from collections.abc import Iterator
 from functools import cache, cached_property
 from typing import Any, TypeVar
 
@@ -18,7 +19,7 @@ from openai.resources.chat.completions import AsyncCompletions, Completions
 from openai.resources.responses import AsyncResponses, Responses
 
 from wonkalytics.capture.call import Call
-from wonkalytics.capture.kwargs import split_kwargs, want_usage
+from wonkalytics.capture.kwargs import WL_KWARGS, split_kwargs, want_usage
 from wonkalytics.capture.streams import record_stream
 from wonkalytics.interaction import Api
 from wonkalytics.recorder import Recorder, default_recorder
@@ -38,6 +39,12 @@ def _begin(resource: Any, api: Api, kwargs: dict[str, Any]) -> tuple[Call, bool]
     recorder = client._wl_recorder or default_recorder
     # The row is built later, on the writer thread: snapshot the prompt now, because apps commonly
     # append the answer to their messages list right after the call.
+    for name in ("messages", "input"):
+        value = kwargs.get(name)
+        if isinstance(value, Iterator):
+            # A generator of messages can be read once: the SDK would consume it and the row could
+            # not render it. A list sends the same messages.
+            kwargs[name] = list(value)
     params = dict(kwargs)
     for name in ("messages", "input"):
         value = params.get(name)
@@ -75,8 +82,23 @@ def _attach(call: Call, result: Any, hide_usage: bool) -> Any:
     return result
 
 
+def _disabled(resource: Any, kwargs: dict[str, Any]) -> bool:
+    """True when recording is switched off (``enabled=False``): the SDK gets exactly the caller's call."""
+    recorder = resource._client._wl_recorder or default_recorder
+    try:
+        if recorder.enabled:
+            return False
+    except Exception:  # invalid settings: reported (once, saying what to fix) when the call is recorded
+        return False
+    for name in WL_KWARGS:
+        kwargs.pop(name, None)  # ours never reach the SDK, recorded or not
+    return True
+
+
 def _record_sync(resource: Any, api: Api, create: Any, args: Any, kwargs: dict[str, Any]) -> Any:
     """One recorded SDK call (sync): the SDK's exception reaches the caller unchanged."""
+    if _disabled(resource, kwargs):
+        return create(*args, **kwargs)
     call, hide_usage = _begin(resource, api, kwargs)
     try:
         result = create(*args, **kwargs)
@@ -88,6 +110,8 @@ def _record_sync(resource: Any, api: Api, create: Any, args: Any, kwargs: dict[s
 
 async def _record_async(resource: Any, api: Api, create: Any, args: Any, kwargs: dict[str, Any]) -> Any:
     """The async twin of :func:`_record_sync`."""
+    if _disabled(resource, kwargs):
+        return await create(*args, **kwargs)
     call, hide_usage = _begin(resource, api, kwargs)
     try:
         result = await create(*args, **kwargs)

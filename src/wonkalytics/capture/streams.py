@@ -19,88 +19,71 @@ from typing import Any
 from openai import AsyncStream, Stream
 
 from wonkalytics.capture.call import Call
+from wonkalytics.internal_errors import swallow
 
 __all__ = ["record_stream", "response_id_of"]
 
 _perf = time.perf_counter
 
 
-def _chat_chunks(call: Call, inner: Iterator[Any], hide_usage: bool) -> Iterator[Any]:
-    text = call.text
-    try:
-        for chunk in inner:
-            if call.last is None:
-                call.last = chunk  # ids and model, even when the stream is closed before any text
-            choices = chunk.choices
-            if choices:
-                choice = choices[0]
-                delta = choice.delta
-                if delta is not None:
-                    content = delta.content
-                    if content:
-                        if not text:
-                            call.first_token = _perf()
-                            call.last = chunk  # Azure's first chunk (prompt filter results) has no id
-                        text += content.encode("utf-8", "surrogatepass")
-                if choice.finish_reason is not None:
-                    call.finish_reason = choice.finish_reason
-                    call.last = chunk
-            else:
-                call.last = chunk  # the usage chunk (or Azure's prompt filter chunk)
-                if hide_usage and chunk.usage is not None:
-                    continue  # the usage chunk we asked for: callers who did not ask never see it
-            yield chunk
-    except GeneratorExit:
-        call.finish("aborted")
-        raise
-    except Exception as exc:
-        call.finish("error", exc)
-        raise
-    except BaseException:
-        call.finish("aborted")
-        raise
-    call.finish("ok")
+class _Exits:
+    """The exit ladder of every recording generator, written once.
+
+    Finished normally -> ``ok`` (or ``error`` when the Responses API reported a failure event); the
+    SDK raised -> ``error`` with its exception (which propagates unchanged); the caller stopped
+    (``GeneratorExit`` from ``break``/``close()``, ``CancelledError`` when an SSE client hangs up,
+    ``KeyboardInterrupt``) -> ``aborted``. ``Call.finish`` runs once and never raises.
+    """
+
+    __slots__ = ("call",)
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+
+    def __enter__(self) -> _Exits:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, _tb: object) -> None:
+        call = self.call
+        if exc_type is None:
+            call.finish("error" if call.error else "ok")
+        elif issubclass(exc_type, Exception):
+            call.finish("error", exc)
+        else:
+            call.finish("aborted")
 
 
-async def _achat_chunks(call: Call, inner: AsyncIterator[Any], hide_usage: bool) -> AsyncIterator[Any]:
-    text = call.text
-    try:
-        async for chunk in inner:
-            if call.last is None:
-                call.last = chunk  # ids and model, even when the stream is closed before any text
-            choices = chunk.choices
-            if choices:
-                choice = choices[0]
-                delta = choice.delta
-                if delta is not None:
-                    content = delta.content
-                    if content:
-                        if not text:
-                            call.first_token = _perf()
-                            call.last = chunk  # Azure's first chunk (prompt filter results) has no id
-                        text += content.encode("utf-8", "surrogatepass")
-                if choice.finish_reason is not None:
-                    call.finish_reason = choice.finish_reason
-                    call.last = chunk
-            else:
-                call.last = chunk  # the usage chunk (or Azure's prompt filter chunk)
-                if hide_usage and chunk.usage is not None:
-                    continue  # the usage chunk we asked for: callers who did not ask never see it
-            yield chunk
-    except GeneratorExit:
-        call.finish("aborted")
-        raise
-    except Exception as exc:
-        call.finish("error", exc)
-        raise
-    except BaseException:
-        call.finish("aborted")
-        raise
-    call.finish("ok")
+def _note_chat_chunk(call: Call, chunk: Any, text: bytearray, hide_usage: bool) -> bool:
+    """Our per-chunk bookkeeping (O(1)); True when the chunk is the usage chunk we asked for."""
+    if call.last is None:
+        call.last = chunk  # ids and model, even when the stream is closed before any text
+    choices = chunk.choices
+    if choices:
+        choice = choices[0]
+        delta = choice.delta
+        if delta is not None:
+            content = delta.content
+            if content:
+                if not text:
+                    call.first_token = _perf()
+                    call.last = chunk  # Azure's first chunk (prompt filter results) has no id
+                text += content.encode("utf-8", "surrogatepass")
+        if choice.finish_reason is not None:
+            call.finish_reason = choice.finish_reason
+            call.last = chunk
+        return False
+    call.last = chunk  # the usage chunk (or Azure's prompt filter chunk)
+    return hide_usage and chunk.usage is not None  # callers who did not ask never see it
 
 
-def _note_response_event(call: Call, event: Any, kind: str) -> None:
-    """Everything but text deltas: rare events, so the cost does not matter."""
+def _note_response_event(call: Call, event: Any, text: bytearray) -> None:
+    """Our per-event bookkeeping for the Responses API (text deltas are the hot path)."""
+    kind = event.type
+    if kind == "response.output_text.delta":
+        if not text:
+            call.first_token = _perf()
+        text += event.delta.encode("utf-8", "surrogatepass")
+        return
     response = getattr(event, "response", None)
     if response is not None:
         call.response = response
@@ -111,52 +94,81 @@ def _note_response_event(call: Call, event: Any, kind: str) -> None:
         call.error = f"{getattr(event, 'code', None) or 'error'}: {getattr(event, 'message', '')}"
 
 
+def _is_usage_chunk(chunk: Any) -> bool:
+    """The usage-only chunk (``choices == []``), checked without trusting anything (the slow path)."""
+    try:
+        return not chunk.choices and chunk.usage is not None
+    except Exception:
+        return False
+
+
+def _bookkeeping_failed(call: Call) -> None:
+    """A bug of ours while noting a chunk: never the caller's problem, never recorded as the SDK's error."""
+    call.broken = True
+    swallow("noting a streamed chunk", "the row keeps what was noted before it")
+
+
+# The four generators below share the exit ladder and the bookkeeping; only the iteration differs
+# (sync / async), which Python cannot write once. Our code runs inside its own try, apart from the
+# SDK's iteration: an exception from the SDK is the SDK's, one from us is swallowed.
+
+
+def _chat_chunks(call: Call, inner: Iterator[Any], hide_usage: bool) -> Iterator[Any]:
+    text = call.text
+    with _Exits(call):
+        for chunk in inner:
+            if not call.broken:
+                try:
+                    if _note_chat_chunk(call, chunk, text, hide_usage):
+                        continue
+                except Exception:
+                    _bookkeeping_failed(call)
+                    if hide_usage and _is_usage_chunk(chunk):
+                        continue
+            elif hide_usage and _is_usage_chunk(chunk):
+                continue  # the chunk we asked for stays hidden, whatever broke: chunk.choices[0] never fails
+            yield chunk
+
+
+async def _achat_chunks(call: Call, inner: AsyncIterator[Any], hide_usage: bool) -> AsyncIterator[Any]:
+    text = call.text
+    with _Exits(call):
+        async for chunk in inner:
+            if not call.broken:
+                try:
+                    if _note_chat_chunk(call, chunk, text, hide_usage):
+                        continue
+                except Exception:
+                    _bookkeeping_failed(call)
+                    if hide_usage and _is_usage_chunk(chunk):
+                        continue
+            elif hide_usage and _is_usage_chunk(chunk):
+                continue  # the chunk we asked for stays hidden, whatever broke: chunk.choices[0] never fails
+            yield chunk
+
+
 def _response_events(call: Call, inner: Iterator[Any]) -> Iterator[Any]:
     text = call.text
-    try:
+    with _Exits(call):
         for event in inner:
-            kind = event.type
-            if kind == "response.output_text.delta":
-                if not text:
-                    call.first_token = _perf()
-                text += event.delta.encode("utf-8", "surrogatepass")
-            else:
-                _note_response_event(call, event, kind)
+            if not call.broken:
+                try:
+                    _note_response_event(call, event, text)
+                except Exception:
+                    _bookkeeping_failed(call)
             yield event
-    except GeneratorExit:
-        call.finish("aborted")
-        raise
-    except Exception as exc:
-        call.finish("error", exc)
-        raise
-    except BaseException:
-        call.finish("aborted")
-        raise
-    call.finish("error" if call.error else "ok")
 
 
 async def _aresponse_events(call: Call, inner: AsyncIterator[Any]) -> AsyncIterator[Any]:
     text = call.text
-    try:
+    with _Exits(call):
         async for event in inner:
-            kind = event.type
-            if kind == "response.output_text.delta":
-                if not text:
-                    call.first_token = _perf()
-                text += event.delta.encode("utf-8", "surrogatepass")
-            else:
-                _note_response_event(call, event, kind)
+            if not call.broken:
+                try:
+                    _note_response_event(call, event, text)
+                except Exception:
+                    _bookkeeping_failed(call)
             yield event
-    except GeneratorExit:
-        call.finish("aborted")
-        raise
-    except Exception as exc:
-        call.finish("error", exc)
-        raise
-    except BaseException:
-        call.finish("aborted")
-        raise
-    call.finish("error" if call.error else "ok")
 
 
 def _response_id(self: Any) -> str | None:
@@ -171,8 +183,14 @@ def _own_iterator(self: Any) -> Any:
 
 def _finish_on_collect(self: Any) -> None:
     call = self.__dict__.get("_wl_call")
-    if call is not None and not call.done:
-        call.finish("aborted")
+    if call is None or call.done:
+        return
+    iterator = self.__dict__.get("_iterator")
+    if getattr(iterator, "gi_running", False) or getattr(iterator, "ag_running", False):
+        # Collected while our generator runs (the SDK's iterator is exhausted, so nothing else held
+        # the stream): the generator is about to finish and records the real outcome itself.
+        return
+    call.finish("aborted")
 
 
 @cache

@@ -85,6 +85,7 @@ class _Reflected:
     columns: dict[str, ColumnKind]
     dedupe_on: str | None
     filter_on: str | None = None  # an event_id column without a unique index: skip held ids by a look-up
+    lengths: dict[str, int] = field(default_factory=dict)  # text columns with a length limit (VARCHAR(n))
     plans: dict[frozenset[str], InsertPlan] = field(default_factory=dict)  # per key set
 
 
@@ -143,6 +144,11 @@ class TableStore:
         'int'
         """
         return dict(self._state().columns)
+
+    @property
+    def lengths(self) -> dict[str, int]:
+        """Text columns with a length limit (``VARCHAR(n)``) and that limit, in characters."""
+        return self._state().lengths
 
     def known_columns(self) -> dict[str, ColumnKind] | None:
         """The columns if the table was reflected already, else None (never connects)."""
@@ -229,6 +235,10 @@ class TableStore:
             columns={c.name: column_kind(c.type) for c in table.columns if c is not auto},
             dedupe_on=dedupe_on,
             filter_on=filter_on,
+            lengths={
+                c.name: c.type.length for c in table.columns
+                if isinstance(c.type, sa.String) and isinstance(c.type.length, int) and c.type.length > 0
+            },
         )
 
     def _reflect(self) -> sa.Table:
