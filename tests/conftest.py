@@ -16,6 +16,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from wonkalytics.internal_errors import set_strict
+
+# Our own bugs must fail our tests; an app's test suite keeps the quiet production behaviour.
+set_strict(True)
+
 POSTGRES_URL = os.environ.get(
     "WONKALYTICS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

@@ -31,7 +31,7 @@ from wonkalytics.errors import (
 from wonkalytics.interaction import Interaction
 from wonkalytics.record.identity import identity_from_headers
 from wonkalytics.recorder import DEFAULT_FLUSH_TIMEOUT, Recorder, default_recorder
-from wonkalytics.settings import Settings
+from wonkalytics.settings import Settings, check_keywords
 from wonkalytics.writer.health import Health, SinkHealth
 
 __all__ = [
@@ -79,10 +79,16 @@ def configure(
     Unset arguments come from the environment (``WONKALYTICS_*``) or the defaults. Rows queued under
     the previous configuration are written to the previous database first.
 
+    Mistakes are caught here, before anything changes (the previous configuration stays in force):
+    a keyword that is no setting raises ``TypeError`` naming the valid ones and the closest match; a
+    bad value, an unknown URL scheme or a driver that is not installed raises
+    :class:`ConfigurationError` saying what to do (e.g. ``pip install 'wonkalytics[postgres]'``).
+
     Example::
 
         wonkalytics.configure(database_url="sqlite:///analytics.db", column_map={"response": "answer"})
     """
+    check_keywords(options)
     return default_recorder.configure(
         database_url=database_url, table=table, column_map=column_map, durability=durability,
         spool_dir=spool_dir, **options,

@@ -23,7 +23,7 @@ from wonkalytics import ascore, aupdate_row_property
 from wonkalytics.errors import WonkalyticsError
 from wonkalytics.ops import Insert
 from wonkalytics.record.build import record_builder
-from wonkalytics.recorder import default_recorder, event_record_row
+from wonkalytics.recorder import default_recorder, event_record_row, row_steps
 from wonkalytics.settings import Settings
 from wonkalytics.sinks.table import TableSink
 from wonkalytics.store.sql import TableStore
@@ -34,7 +34,6 @@ logger = logging.getLogger("wonkalytics")
 
 _side_lock = threading.Lock()
 _side_sinks: dict[str, TableSink] = {}
-_build = record_builder()
 
 
 def _connection_settings(**connection: Any) -> Settings:
@@ -85,7 +84,8 @@ def _write_to_azure_sql(
         )
         sink = _sink_for(settings)
         op = Insert(source=event_record_row(item))
-        for rejection in sink.write([op], _build):
+        build = record_builder(transforms=row_steps(settings))  # secrets out, redaction: as on the lanes
+        for rejection in sink.write([op], build):
             raise rejection.error
     except (WonkalyticsError, ValueError, TypeError) as exc:
         logger.error("wonkalytics: the analytics row was not written: %s", exc)

@@ -1,15 +1,23 @@
-"""Analytics failures: quiet in production, loud in tests.
+"""Analytics failures: quiet in production, loud in our own tests.
 
 The rule "an analytics failure never breaks the user's call" must not hide our own bugs, so every
 place that swallows an exception goes through :func:`swallow`, which logs (rate-limited, saying what
-happened to the data) and re-raises when running under pytest.
+happened to the data) and re-raises only in *strict mode*.
+
+Strict mode is an explicit switch: ``set_strict(True)`` (our test suite's conftest does this) or the
+environment variable ``WONKALYTICS_STRICT=1``. It is never inferred from pytest being imported: an
+app's own test suite must see what production does (a log line, an unbroken stream).
+
+>>> set_strict(True); strict()
+True
+>>> set_strict(None); strict()  # back to the environment's choice
+False
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 import time
 
@@ -20,9 +28,20 @@ _last_logged: dict[str, float] = {}
 _lock = threading.Lock()
 
 
-def under_pytest() -> bool:
-    """True when running inside a pytest session (bugs should fail tests, not vanish)."""
-    return "pytest" in sys.modules and "PYTEST_VERSION" in os.environ
+_strict: bool | None = None
+
+
+def set_strict(value: bool | None) -> None:
+    """Turn strict mode on or off for this process (``None``: follow ``WONKALYTICS_STRICT``)."""
+    global _strict
+    _strict = value
+
+
+def strict() -> bool:
+    """True when swallowed internal errors are re-raised (see the module docstring)."""
+    if _strict is not None:
+        return _strict
+    return os.environ.get("WONKALYTICS_STRICT", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def log_limited(key: str, level: int, message: str, *args: object, exc_info: bool = False) -> None:
@@ -37,10 +56,10 @@ def log_limited(key: str, level: int, message: str, *args: object, exc_info: boo
 
 
 def swallow(what: str, consequence: str) -> None:
-    """Handle the exception being handled now: log ``what`` failed and ``consequence``; raise in tests.
+    """Handle the exception being handled now: log ``what`` failed and ``consequence``; raise if strict.
 
     Call from an ``except`` block only.
     """
     log_limited(what, logging.ERROR, "wonkalytics: %s failed; %s", what, consequence, exc_info=True)
-    if under_pytest():
+    if strict():
         raise

@@ -28,11 +28,28 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from wonkalytics.capture.client import wrap
+from wonkalytics.internal_errors import swallow
+from wonkalytics.recorder import default_recorder
 
 __all__ = ["OpenAIWrapper", "api_key"]
 
 api_key: str | None = None
-"""The PromptLayer API key (kept for seed compatibility; rows go to your SQL table)."""
+"""The PromptLayer API key, as in the seed: when set, every call is also sent to PromptLayer.
+
+Read at each call rather than at import, because the seed's example sets it after importing this
+module (``PROMPTLAYER_API_KEY`` / ``configure(promptlayer_api_key=...)`` work as well).
+"""
+
+
+def _sync_promptlayer_key() -> None:
+    """Hand a PromptLayer key set on this module to the recorder (idempotent there, so cheap per call)."""
+    key = api_key
+    if not key:
+        return
+    try:
+        default_recorder.enable_promptlayer(key)
+    except Exception:
+        swallow("enabling PromptLayer from openai_wrapper.api_key", "calls are not sent to PromptLayer")
 
 _EXTRAS = ("pl_tags", "request", "return_pl_id")
 
@@ -80,6 +97,7 @@ class _ChatCompletion:
     def create(self, **kwargs: Any) -> Any:
         """Call chat completions; with ``return_pl_id`` pair results with the response id."""
         kwargs, return_id = self._split(kwargs)
+        _sync_promptlayer_key()
         result = self._owner._client(is_async=False).chat.completions.create(**kwargs)
         if not return_id:
             return result
@@ -90,6 +108,7 @@ class _ChatCompletion:
     async def acreate(self, **kwargs: Any) -> Any:
         """Async twin of :meth:`create` (``async for chunk, response_id in await ...acreate(...)``)."""
         kwargs, return_id = self._split(kwargs)
+        _sync_promptlayer_key()
         result = await self._owner._client(is_async=True).chat.completions.create(**kwargs)
         if not return_id:
             return result

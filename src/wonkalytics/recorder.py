@@ -23,8 +23,12 @@ from typing import Any
 from wonkalytics.interaction import Interaction, Record, new_event_id
 from wonkalytics.internal_errors import log_limited, swallow
 from wonkalytics.ops import Builder, Insert, Op, Outcome, Update
-from wonkalytics.record.build import CallView, RowStep, record_builder
+from wonkalytics.record.build import RowStep, record_builder
+from wonkalytics.record.cost import use_prices_file
 from wonkalytics.record.pipeline import event_row
+from wonkalytics.record.redact import redactor
+from wonkalytics.record.secrets import drop_secrets
+from wonkalytics.record.structured import call_view
 from wonkalytics.settings import Settings, load_settings
 from wonkalytics.sinks.base import Sink
 from wonkalytics.sinks.table import TableSink
@@ -34,7 +38,7 @@ from wonkalytics.writer.health import Health
 from wonkalytics.writer.lane import Lane
 from wonkalytics.writer.spool import Spool
 
-__all__ = ["DEFAULT_FLUSH_TIMEOUT", "Recorder", "assemble", "default_recorder"]
+__all__ = ["DEFAULT_FLUSH_TIMEOUT", "Recorder", "assemble", "default_recorder", "event_record_row", "row_steps"]
 
 logger = logging.getLogger("wonkalytics")
 
@@ -74,31 +78,14 @@ def _sink_factories() -> list[SinkFactory]:
     return factories
 
 
-def _optional(module: str, name: str) -> Any:
-    """``module.name`` when that module is installed with the package, else None."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except ModuleNotFoundError:
-        return None
-
-
-def _row_steps(settings: Settings) -> list[RowStep]:
+def row_steps(settings: Settings) -> list[RowStep]:
     """Secret fields out, then the configured redaction (both before a row leaves the process)."""
-    steps: list[RowStep] = []
-    drop_secrets = _optional("wonkalytics.record.secrets", "drop_secrets")
-    if drop_secrets is not None:
-        steps.append(drop_secrets)
-    redactor = _optional("wonkalytics.record.redact", "redactor")
-    if settings.redact is not None and redactor is not None:
+    steps: list[RowStep] = [drop_secrets]
+    if settings.redact is not None:
         step = redactor(settings.redact)
         if step is not None:
             steps.append(step)
     return steps
-
-
-def _call_view() -> CallView | None:
-    view: CallView | None = _optional("wonkalytics.record.structured", "call_view")
-    return view
 
 
 def _guarded(build: Builder) -> Builder:
@@ -133,8 +120,13 @@ def assemble(settings: Settings, submit: Callable[[Op], None]) -> tuple[Writer, 
         sink = factory(settings, submit)
         if sink is not None:
             sinks.append(sink)
-    view = _call_view() if any(sink.needs_call for sink in sinks) else None
-    build = _guarded(record_builder(call_view=view, transforms=_row_steps(settings)))
+    try:
+        use_prices_file(settings.prices_file)  # cost_usd is priced on the lanes' threads with these overrides
+    except Exception as exc:  # a broken overrides file must not cost the rows: list prices only
+        logger.error("wonkalytics: WONKALYTICS_PRICES is not usable (%s); pricing from list prices only", exc)
+        use_prices_file(None)
+    view = call_view if any(sink.needs_call for sink in sinks) else None
+    build = _guarded(record_builder(call_view=view, transforms=row_steps(settings)))
     lanes = [
         Lane(
             sink,
@@ -194,6 +186,7 @@ class Recorder:
             self.trace_hook = None
         if old is not None:
             old.shutdown()
+            old.release_spools()  # spilled during an outage: the new writer writes them once it can
             old.close_sinks(1.0)
         # Thread start and the spool scan happen here, at start-up, rather than in the first LLM call.
         self.writer.start()

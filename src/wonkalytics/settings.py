@@ -13,24 +13,42 @@ Example::
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
 from wonkalytics.errors import ConfigurationError
+from wonkalytics.record.redact import check_redact
 from wonkalytics.store.engine import safe_url
 
-__all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_TABLE", "Durability", "Settings", "load_settings"]
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "DEFAULT_TABLE",
+    "MAX_NAME_LENGTH",
+    "Durability",
+    "Settings",
+    "check_database_url",
+    "check_keywords",
+    "load_settings",
+]
 
 DEFAULT_DATABASE_URL = "sqlite:///wonkalytics.db"
 DEFAULT_TABLE = "wonkalytics_interactions"
 Durability = Literal["memory", "disk"]
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+MAX_NAME_LENGTH = 63
+"""Longest table (and schema) name accepted: PostgreSQL cuts names at 63 bytes, silently, so a longer
+name would create one table and then look for another; MySQL/MariaDB stop at 64, SQL Server at 128."""
+# A team's column may be called `order`, `user name` or `Größe` (identifiers reaching SQL come from the
+# reflected table, quoted by SQLAlchemy), but never contain what only an injection attempt would.
+_BAD_COLUMN_CHARS = re.compile(r"[\x00-\x1f\x7f;'\"`\[\]\\]")
 
 
 class Settings(BaseSettings):
@@ -44,7 +62,9 @@ class Settings(BaseSettings):
         DEFAULT_TABLE, validation_alias=AliasChoices("table", "WONKALYTICS_TABLE", "AZURE_TABLE_NAME")
     )
     """Name of the analytics table (``schema.table`` allowed)."""
-    column_map: dict[str, str] = Field(default_factory=dict)
+    # NoDecode: the raw WONKALYTICS_COLUMN_MAP text reaches our validator, which names the variable
+    # and the problem (pydantic-settings' own decoding reports only "SettingsError").
+    column_map: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     """Our field name -> your column name, e.g. ``{"response": "answer_text"}``."""
     durability: Durability = "memory"
     """``memory``: rows wait in a bounded queue; ``disk``: each row is fsynced to a spool first."""
@@ -91,6 +111,8 @@ class Settings(BaseSettings):
     """Emit an OpenTelemetry GenAI span (and metrics) per interaction through the app's providers."""
     jsonl_dir: Path | None = None
     """Directory of the JSON-lines sink (one file per UTC day and process); off when unset."""
+    prices_file: Path | None = Field(None, validation_alias=AliasChoices("prices_file", "WONKALYTICS_PRICES"))
+    """JSON file of model or deployment -> US dollars per million tokens, overriding the listed prices."""
 
     # The seed's Azure SQL variables (read only when no URL is given).
     azure_sql_server: str | None = Field(None, validation_alias=AliasChoices("azure_sql_server", "AZURE_SQL_SERVER"))
@@ -111,24 +133,46 @@ class Settings(BaseSettings):
                 f"table name {value!r} is not a plain SQL identifier; use letters, digits and underscores "
                 "(optionally 'schema.table'), e.g. WONKALYTICS_TABLE=llm_interactions"
             )
+        for part in value.split("."):
+            if len(part) > MAX_NAME_LENGTH:
+                raise ValueError(
+                    f"table name {part[:20]!r}... is {len(part)} characters long; at most {MAX_NAME_LENGTH} "
+                    "work on every database (PostgreSQL cuts longer names silently), e.g. "
+                    "WONKALYTICS_TABLE=llm_interactions"
+                )
         return value
 
     @field_validator("column_map", mode="before")
     @classmethod
     def _parse_column_map(cls, value: Any) -> Any:
-        if isinstance(value, str):
+        where = "column_map"
+        if isinstance(value, str | bytes):
+            where = "WONKALYTICS_COLUMN_MAP"
             try:
                 value = json.loads(value) if value.strip() else {}
             except json.JSONDecodeError as exc:
                 raise ValueError(
-                    f"WONKALYTICS_COLUMN_MAP must be a JSON object like {{\"response\": \"answer\"}}: {exc}"
-                ) from exc
+                    f"WONKALYTICS_COLUMN_MAP must be a JSON object like {{\"response\": \"answer\"}}, but it is "
+                    f"not valid JSON ({exc.msg} at character {exc.pos})"
+                ) from None
         if not isinstance(value, dict):
-            raise ValueError("column_map must be a mapping of our field name -> your column name")
-        for column in value.values():
-            if not isinstance(column, str) or not _IDENTIFIER.match(column):
-                raise ValueError(f"column_map target {column!r} is not a plain SQL column name")
+            raise ValueError(
+                f"{where} must be a JSON object of our field name -> your column name, like "
+                f"{{\"response\": \"answer\"}}; got {type(value).__name__}"
+            )
+        for name, column in value.items():
+            if not isinstance(name, str) or not isinstance(column, str):
+                raise ValueError(
+                    f"{where} maps field names to column names, both strings; {name!r}: {column!r} is not"
+                )
+            if not column or len(column) > 128 or _BAD_COLUMN_CHARS.search(column):
+                raise ValueError(f"{where} target {column!r} (for {name!r}) is not a plain SQL column name")
         return value
+
+    @field_validator("redact", mode="before")
+    @classmethod
+    def _check_redact(cls, value: Any) -> Any:
+        return check_redact(value)
 
     @model_validator(mode="after")
     def _check_url(self) -> Settings:
@@ -175,21 +219,155 @@ class Settings(BaseSettings):
         return safe_url(self.url())
 
 
+def check_keywords(given: Iterable[str], where: str = "configure()") -> None:
+    """Raise ``TypeError`` for a keyword that is not a setting, naming the valid ones and a close match.
+
+    >>> check_keywords(["databse_url"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: configure() got an unexpected keyword argument 'databse_url' (did you mean 'database_url'?); ...
+    """
+    valid = sorted(Settings.model_fields)
+    for name in given:
+        if name in Settings.model_fields:
+            continue
+        close = difflib.get_close_matches(name, valid, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise TypeError(
+            f"{where} got an unexpected keyword argument {name!r}{hint}; valid keywords: {', '.join(valid)}"
+        )
+
+
+SUPPORTED_SCHEMES: dict[str, str | None] = {
+    "sqlite": None,
+    "postgresql+psycopg": "postgres",
+    "mysql+pymysql": "mysql",
+    "mariadb+pymysql": "mysql",
+    "mssql+pyodbc": "mssql",
+    "mssql+pymssql": "pymssql",
+}
+"""URL scheme -> the extra that installs its driver (``pip install 'wonkalytics[EXTRA]'``)."""
+_BACKEND_EXTRA = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql", "mssql": "mssql"}
+_RECOMMENDED = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql",
+                "mssql": "mssql+pyodbc"}
+_HINTS = {
+    "postgres": "postgresql+psycopg",  # Heroku's and libpq's spelling; SQLAlchemy knows only postgresql
+}
+
+
+def _install(extra: str) -> str:
+    return f"pip install 'wonkalytics[{extra}]'"
+
+
+def check_database_url(url: URL | str) -> None:
+    """Raise :class:`ConfigurationError` when ``url``'s dialect is unknown or its driver cannot load.
+
+    The message names the one extra to install and, for a misspelled scheme, the closest supported
+    one; it never contains the password.
+
+    >>> check_database_url("sqlite:///wonkalytics.db")
+    >>> check_database_url("postgres://app:pw@db/analytics")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    wonkalytics.errors.ConfigurationError: database URL scheme 'postgres' is not known to SQLAlchemy; ...
+    """
+    parsed = make_url(url) if isinstance(url, str) else url
+    scheme = parsed.drivername
+    backend = scheme.partition("+")[0]
+    if backend in _HINTS:
+        target = _HINTS[backend]
+        raise ConfigurationError(
+            f"database URL scheme {scheme!r} is not known to SQLAlchemy; write {target}://... instead "
+            f"(e.g. {target}://user:password@host:5432/db), with the driver from "
+            f"{_install(SUPPORTED_SCHEMES[target] or '')}"
+        )
+    try:
+        dialect = parsed.get_dialect()
+    except Exception:  # NoSuchModuleError: no such dialect or driver name
+        close = difflib.get_close_matches(scheme, list(SUPPORTED_SCHEMES), n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]}://? " if close else ""
+        raise ConfigurationError(
+            f"unknown database URL scheme {scheme!r}; {hint}Wonkalytics works with "
+            f"{', '.join(s + '://' for s in SUPPORTED_SCHEMES)}"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend not in _RECOMMENDED and backend != "sqlite":
+        raise ConfigurationError(
+            f"database URL scheme {scheme!r}: Wonkalytics works with SQLite, PostgreSQL, MySQL/MariaDB and "
+            f"SQL Server ({', '.join(s + '://' for s in SUPPORTED_SCHEMES)})"
+        )
+    full = f"{backend}+{parsed.get_driver_name()}"
+    recommended = _RECOMMENDED.get(backend, "sqlite")
+    if getattr(dialect, "is_async", False):
+        raise ConfigurationError(
+            f"database URL scheme {scheme!r} names an asyncio driver; Wonkalytics writes from its own "
+            f"thread with a regular driver (async apps included): use {recommended}://... with "
+            f"{_install(_BACKEND_EXTRA[backend])}"
+        )
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        extra = SUPPORTED_SCHEMES.get(full)
+        module = getattr(exc, "name", None) or parsed.get_driver_name()
+        if extra is not None and isinstance(exc, ModuleNotFoundError) and exc.name == _driver_module(full):
+            raise ConfigurationError(
+                f"the database driver for {scheme}:// ({module}) is not installed: {_install(extra)}"
+            ) from None
+        if extra is not None:  # installed but cannot load: a system library is missing
+            system = " (and unixODBC with Microsoft ODBC Driver 18 for SQL Server)" if full == "mssql+pyodbc" else ""
+            raise ConfigurationError(
+                f"the database driver for {scheme}:// is installed but cannot load ({exc}); reinstall it with "
+                f"{_install(extra)}{system}"
+            ) from None
+        raise ConfigurationError(
+            f"the database driver for {scheme}:// ({module}) is not installed; use {recommended}://... "
+            f"instead, with {_install(_BACKEND_EXTRA[backend])}"
+        ) from None
+
+
+def _driver_module(scheme: str) -> str:
+    return {"postgresql+psycopg": "psycopg", "mysql+pymysql": "pymysql", "mariadb+pymysql": "pymysql",
+            "mssql+pyodbc": "pyodbc", "mssql+pymssql": "pymssql"}.get(scheme, "")
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment, with ``configure()`` keywords (not None) taking precedence."""
+    """Settings from the environment, with ``configure()`` keywords (not None) taking precedence.
+
+    Raises ``TypeError`` for a keyword that is no setting, :class:`ConfigurationError` for a bad
+    value; an explicit database URL (keyword or ``WONKALYTICS_DATABASE_URL``) is checked here, its
+    driver included. A URL built from the seed's ``AZURE_SQL_*`` variables is checked when first
+    used instead: the seed's ``_write_to_azure_sql`` reports a missing driver by returning False.
+    """
+    check_keywords(overrides)
     given = {key: value for key, value in overrides.items() if value is not None}
     try:
-        return Settings(**given)
-    except Exception as exc:  # pydantic.ValidationError: reword without echoing secret inputs
+        settings = Settings(**given)
+    except Exception as exc:  # pydantic.ValidationError / SettingsError: reworded, secret inputs not echoed
         raise ConfigurationError(_describe(exc)) from None
+    if settings.database_url is not None:
+        check_database_url(settings.url())
+    return settings
+
+
+_ENV_NAMES = {"column_map": "WONKALYTICS_COLUMN_MAP"}
 
 
 def _describe(exc: Exception) -> str:
     errors = getattr(exc, "errors", None)
     if not callable(errors):
+        # pydantic-settings' SettingsError ('error parsing value for field "x" from source "...")
+        field_name = re.search(r'field "([^"]+)"', str(exc))
+        if field_name:
+            name = field_name.group(1)
+            return (f"invalid Wonkalytics configuration: WONKALYTICS_{name.upper()} could not be read "
+                    f"({type(exc.__cause__).__name__ if exc.__cause__ else 'bad value'}); check its format")
         return f"invalid Wonkalytics configuration: {type(exc).__name__}"
     parts = []
     for error in errors(include_input=False, include_url=False):
         where = ".".join(str(p) for p in error.get("loc", ())) or "settings"
-        parts.append(f"{where}: {error.get('msg')}")
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+        if message.startswith(where) or message.startswith(_ENV_NAMES.get(where, "\0")):
+            parts.append(message)
+        else:
+            parts.append(f"{where}: {message}")
     return "invalid Wonkalytics configuration: " + "; ".join(parts)

@@ -20,7 +20,7 @@ from wonkalytics.recorder import Recorder
 @pytest.fixture
 def production(monkeypatch: pytest.MonkeyPatch) -> None:
     """The quiet path a user's app (and a user's own test suite) gets: internal errors are logged only."""
-    monkeypatch.setattr(internal_errors, "under_pytest", lambda: False)
+    monkeypatch.setattr(internal_errors, "_strict", False)
 
 
 def _broken_bookkeeping(monkeypatch: pytest.MonkeyPatch) -> None:

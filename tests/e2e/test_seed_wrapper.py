@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import openai as openai_module
@@ -14,6 +15,7 @@ import wonkalytics.openai_wrapper as openai_wrapper
 from wonkalytics.analytics import score, update_row_property
 from wonkalytics.recorder import Recorder
 from wonkalytics.testing import FakeOpenAI
+from wonkalytics.testing.promptlayer import FakePromptLayer
 
 REQUEST = {
     "name": "Ada", "gender": "f", "competence": "analysis", "level": "senior", "fixed_test_results": "8/10",
@@ -32,11 +34,17 @@ MESSAGES = [
 
 
 @pytest.fixture
-def seed_env(fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+def seed_env(fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePromptLayer]:
     monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     monkeypatch.setenv("PROMPTLAYER_API_KEY", "pl-test")
     monkeypatch.delenv("AZURE_OPENAI_ENDPOINT", raising=False)
+    # The key turns the PromptLayer sink on: point it at the local fake, never at the internet, and
+    # put the module attribute the seed's example sets back afterwards.
+    monkeypatch.setattr(openai_wrapper, "api_key", None)
+    with FakePromptLayer(api_key="pl-test") as promptlayer:
+        monkeypatch.setenv("WONKALYTICS_PROMPTLAYER_BASE_URL", promptlayer.url)
+        yield promptlayer
 
 
 async def test_the_seed_example_loop_runs_unchanged(seed_env: None, recorder: Recorder) -> None:

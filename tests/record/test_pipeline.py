@@ -256,6 +256,7 @@ def test_parts_are_in_increasing_precedence() -> None:
         "prompt",
         "explicit_identity",
         "measured",
+        "interaction_cost",
     ]
 
 
@@ -320,6 +321,7 @@ def test_seed_streaming_example_row() -> None:
         "provider_type": "openai",
         "tags": ["competence", "tests"],
         "metadata": None,
+        "cost_usd": 0.00023,  # gpt-4-1106-preview: 20 prompt tokens at $10 and 1 at $30 per million
     }
 
 

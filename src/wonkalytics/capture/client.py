@@ -9,6 +9,7 @@ of a wrapped client are wrapped too.
 from __future__ import annotations
 
 import copy as copy_module
+from collections.abc import Iterator
 from functools import cache, cached_property
 from typing import Any, TypeVar
 
@@ -38,6 +39,12 @@ def _begin(resource: Any, api: Api, kwargs: dict[str, Any]) -> tuple[Call, bool]
     recorder = client._wl_recorder or default_recorder
     # The row is built later, on the writer thread: snapshot the prompt now, because apps commonly
     # append the answer to their messages list right after the call.
+    for name in ("messages", "input"):
+        value = kwargs.get(name)
+        if isinstance(value, Iterator):
+            # A generator of messages can be read once: the SDK would consume it and the row could
+            # not render it. A list sends the same messages.
+            kwargs[name] = list(value)
     params = dict(kwargs)
     for name in ("messages", "input"):
         value = params.get(name)
@@ -78,7 +85,10 @@ def _attach(call: Call, result: Any, hide_usage: bool) -> Any:
 def _disabled(resource: Any, kwargs: dict[str, Any]) -> bool:
     """True when recording is switched off (``enabled=False``): the SDK gets exactly the caller's call."""
     recorder = resource._client._wl_recorder or default_recorder
-    if recorder.enabled:
+    try:
+        if recorder.enabled:
+            return False
+    except Exception:  # invalid settings: reported (once, saying what to fix) when the call is recorded
         return False
     for name in WL_KWARGS:
         kwargs.pop(name, None)  # ours never reach the SDK, recorded or not

@@ -1,6 +1,8 @@
 """``wonkalytics demo``: offline chats through the wrapper into the default database, then the rows.
 
-No network and no keys: the bundled OpenAI-compatible server answers on 127.0.0.1.
+No network and no keys: the bundled OpenAI-compatible server answers on 127.0.0.1. The database is
+checked before the first chat, so a wrong URL ends the demo at once in one paragraph saying what to
+fix; at the end the demo says what to do next in one's own app.
 """
 
 from __future__ import annotations
@@ -14,6 +16,12 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
+
+from wonkalytics.cli.output import fail, say
+from wonkalytics.errors import WonkalyticsError
+
+EXAMPLES = ("wonkalytics demo", "wonkalytics demo --delay-ms 0",
+            "WONKALYTICS_DATABASE_URL=postgresql+psycopg://app@localhost/analytics wonkalytics demo")
 
 DEMO_CHATS: list[dict[str, Any]] = [
     {
@@ -62,7 +70,14 @@ def demo(
 
     console = Console()
     settings = default_recorder.settings
-    console.print(f"[bold]Wonkalytics demo[/bold] -> table [cyan]{settings.table}[/cyan] in {settings.safe_url()}")
+    title = Text.assemble(("Wonkalytics demo", "bold"), " -> table ", (settings.table, "cyan"))
+    say(title + Text(f" in {settings.safe_url()}"), console=console)
+    try:
+        default_recorder.sink.store.create_table()  # connects once: a wrong URL fails here, not mid-demo
+    except WonkalyticsError as exc:
+        fail(f"the demo cannot use the database {settings.safe_url()}: {' '.join(str(exc).split()).rstrip('.')}.",
+             hint="Fix WONKALYTICS_DATABASE_URL (or unset it to use the SQLite file wonkalytics.db here); "
+                  "`wonkalytics doctor` checks the URL, driver, connection and table.")
     response_ids: list[tuple[str, int]] = []
     with FakeOpenAI() as fake:
         client = wonkalytics.wrap(openai.OpenAI(base_url=fake.base_url, api_key="demo-key", max_retries=0))
@@ -100,17 +115,34 @@ def demo(
         for response_id, value in response_ids:
             wonkalytics.score(response_id, value)  # waits for the row to be written first
         if not wonkalytics.flush(10):
-            console.print("[red]rows are still queued: is the database reachable?[/red]")
-            raise typer.Exit(1)
+            fail(f"the demo's rows are still queued after 10 s: the database {settings.safe_url()} stopped "
+                 "answering.", hint="They stay in the spool and are written on the next start; "
+                 "`wonkalytics doctor` checks the connection.")
     _show_rows(console, limit=len(DEMO_CHATS) + 1)
+    _next_steps(console)
+
+
+def _next_steps(console: Console) -> None:
+    lines = [
+        ("Next, in your own app:", "bold"),
+        ("  1. Wrap your client once:   client = wonkalytics.wrap(openai.OpenAI())", ""),
+        ("  2. Point it at your database:   export WONKALYTICS_DATABASE_URL="
+         "postgresql+psycopg://user:password@host/db   (pip install 'wonkalytics[postgres]'; "
+         "MySQL/MariaDB: mysql+pymysql://..., 'wonkalytics[mysql]')", ""),
+        ("  3. Check the setup:   wonkalytics doctor", ""),
+        ("  4. See the numbers:   wonkalytics stats   or   wonkalytics dashboard", ""),
+    ]
+    for text, style in lines:
+        say(text, style or None, console=console)
 
 
 def _show_rows(console: Console, *, limit: int) -> None:
     from wonkalytics.recorder import default_recorder
+    from wonkalytics.store.recent import recent_rows
 
     store = default_recorder.sink.store
-    rows = store.fetch_all()[-limit:]
-    table = Table(title=f"the last {len(rows)} rows of {store.name}", expand=False)
+    rows = recent_rows(store, limit)  # ORDER BY ... DESC LIMIT n: never the whole table
+    table = Table(title=Text(f"the last {len(rows)} rows of {store.name}"), expand=False)
     # Numbers are never cut; the text columns give way on a narrow terminal.
     widths = {"who": (6, 14), "app fields": (6, 18), "status": (7, 7), "score": (5, 5),
               "tokens": (6, 6), "ttft": (5, 6), "response": (6, 40)}
@@ -119,7 +151,7 @@ def _show_rows(console: Console, *, limit: int) -> None:
     # the answer gets what the terminal has left (Rich crops the table's edge rather than squeeze it)
     table.columns[-1].width = max(10, console.width - 70)
     for row in rows:
-        table.add_row(
+        table.add_row(*map(Text, (  # Text: an answer with [brackets] is not Rich markup
             str(row.get("username") or ""),
             " ".join(str(row[k]) for k in ("name", "level", "language") if row.get(k)) or str(row.get("action") or ""),
             str(row.get("status") or ""),
@@ -127,18 +159,25 @@ def _show_rows(console: Console, *, limit: int) -> None:
             "" if row.get("total_tokens") is None else str(row["total_tokens"]),
             "" if row.get("ttft_ms") is None else f"{row['ttft_ms']:.0f} ms",
             str(row.get("response") or ""),
-        )
+        )))
     console.print(table)
     chats = [row for row in rows if row.get("status")]
     statuses = ", ".join(f"{sum(r['status'] == s for r in chats)} {s}" for s in ("ok", "aborted", "error"))
     scores = [row["score"] for row in chats if row.get("score") is not None]
-    console.print(
+    say(
         f"{store.count()} rows in total; this run: {len(chats)} chats ({statuses}), "
         f"{sum(row.get('total_tokens') or 0 for row in chats)} tokens"
-        + (f", average score {sum(scores) / len(scores):.0f}" if scores else "")
+        + (f", average score {sum(scores) / len(scores):.0f}" if scores else ""),
+        console=console,
     )
     query = f"SELECT username, status, score, response FROM {store.name}"  # noqa: S608 - printed, never run
-    console.print(f"Read them with plain SQL, e.g. sqlite3 wonkalytics.db '{query}'")
+    url = default_recorder.settings.url()
+    if url.get_backend_name() == "sqlite" and url.database:
+        say(f"Read them with plain SQL, e.g. sqlite3 {url.database} '{query}'", console=console)
+    else:
+        say(f"Read them with plain SQL, e.g. {query}", console=console)
+    say("Next: `wonkalytics stats` (the numbers; also `--by model` or `--json`) and "
+        "`wonkalytics dashboard --open` (charts in your browser).", console=console)
 
 
 __all__ = ["demo"]

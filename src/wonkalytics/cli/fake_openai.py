@@ -6,6 +6,9 @@ from typing import Annotated
 
 import typer
 
+EXAMPLES = ("wonkalytics fake-openai --port 8000",
+            "OPENAI_BASE_URL=http://127.0.0.1:8000/v1 OPENAI_API_KEY=any python your_app.py")
+
 
 def fake_openai(
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,

@@ -28,6 +28,10 @@ def init(
         bool,
         typer.Option("--upgrade", help="Add the default columns and indexes an existing table lacks (re-runnable)"),
     ] = False,
+    views: Annotated[
+        bool,
+        typer.Option("--views", help="Create (or replace) the reporting views <table>_daily and <table>_calls"),
+    ] = False,
     partition: Annotated[
         str | None,
         typer.Option(
@@ -41,6 +45,7 @@ def init(
 
     Examples: `wonkalytics init`, `wonkalytics init --print-sql --dialect mssql`,
     `wonkalytics init --upgrade --print-sql` (show what an upgrade would run), `wonkalytics init --upgrade`,
+    `wonkalytics init --views` (reporting views for Power BI / Excel).
     `wonkalytics init --partition monthly` (PostgreSQL).
     """
     console = Console()
@@ -50,6 +55,8 @@ def init(
         if upgrade:
             _upgrade(console, store, print_sql=print_sql)
             return
+        if views:
+            _views(console, store, settings.column_map, print_sql=print_sql, dialect=dialect)
         if partition is not None:
             _partition(console, store, partition, print_sql=print_sql)
             return
@@ -83,6 +90,38 @@ def _upgrade(console: Console, store: TableStore, *, print_sql: bool) -> None:
         mark = "[green]applied[/green]" if plan.statements else "[dim]nothing to do[/dim]"
         console.print(f"{plan.step}: {mark} ({escape(plan.note or '')})")
     console.print(f"table [bold]{escape(store.name)}[/bold] is up to date")
+
+
+def _views(console: Console, store: TableStore, column_map: dict[str, str], *, print_sql: bool,
+           dialect: str | None) -> None:
+    """``--views``: create (or with ``--print-sql`` show) the reporting views of the table."""
+    from rich.markup import escape
+    from sqlalchemy.schema import CreateIndex
+
+    from wonkalytics.store.schema import default_table
+    from wonkalytics.store.views import create_read_index, create_views, dialect_for, read_index, view_statements
+
+    if print_sql and dialect:  # for a DBA: the default table's views, without connecting
+        schema, _, name = store.name.rpartition(".")
+        table, ddl_dialect = default_table(name, schema=schema or None), dialect_for(dialect)
+        for statement in view_statements(table, ddl_dialect):
+            typer.echo(f"{statement};")
+        index = read_index(table, ddl_dialect)
+        if index is not None:
+            typer.echo(f"{CreateIndex(index).compile(dialect=ddl_dialect)};")
+        return
+    if print_sql:
+        for statement in view_statements(store.table, store.engine.dialect, column_map):
+            typer.echo(f"{statement};")
+        index = read_index(store.table, store.engine.dialect, column_map)
+        if index is not None:
+            typer.echo(f"{CreateIndex(index).compile(dialect=store.engine.dialect)};")
+        return
+    daily, calls = create_views(store.engine, store.table, column_map)
+    console.print(f"views [bold]{escape(daily)}[/bold] and [bold]{escape(calls)}[/bold] created (or replaced)")
+    created = create_read_index(store.engine, store.table, column_map)
+    if created:
+        console.print(f"index [bold]{escape(created)}[/bold] in place (keeps stats and the dashboard fast)")
 
 
 def _partition(console: Console, store: TableStore, every: str, *, print_sql: bool) -> None:

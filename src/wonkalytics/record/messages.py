@@ -15,14 +15,19 @@ Rules (chat completions and the Responses API alike):
   (``function_call``, ``function_call_output``, ``reasoning``, ...) are labelled with their type.
 * Messages and parts may be dicts or SDK objects with attributes (pydantic models). Anything not
   understood is rendered with ``json.dumps``/``str()`` (long base64-like runs shortened); rendering
-  never raises.
+  never raises. Content that is ``None`` is empty; a number is its text.
+* The messages may be any iterable (a tuple, a deque, a generator). A one-shot iterator that the SDK
+  has already consumed cannot be read again: it is recorded as :data:`CONSUMED_ITERATOR` rather than
+  as ``<generator object ...>``.
+* A row that holds the messages as a list (the seed wrapper's ``{"kwargs": {"messages": [...]}}``
+  handed to ``_write_to_azure_sql``) gets the same two columns from :func:`prompt_fields`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from enum import Enum
 from typing import Any
 
@@ -30,8 +35,10 @@ from wonkalytics.access import field, safe_str
 from wonkalytics.record.params import is_absent
 
 __all__ = [
+    "CONSUMED_ITERATOR",
     "SYSTEM_ROLES",
     "chat_message_fields",
+    "prompt_fields",
     "render_content",
     "render_conversation",
     "responses_message_fields",
@@ -40,6 +47,7 @@ __all__ = [
 SYSTEM_ROLES: frozenset[str] = frozenset({"system", "developer"})
 _TEXT_PARTS = frozenset({"text", "input_text", "output_text", "summary_text", "reasoning_text"})
 _BLOB = re.compile(r"[A-Za-z0-9+/_-]{256,}={0,2}")
+CONSUMED_ITERATOR = "[the messages were an iterator the SDK had already read; pass a list to record them]"
 
 
 def _shorten_blobs(text: str) -> str:
@@ -188,6 +196,12 @@ def render_conversation(items: Any, *, instructions: Any = None) -> tuple[str | 
     """
     if is_absent(items):
         items = []
+    elif isinstance(items, Iterator) and _role(items) is None:
+        items = list(items)
+        if not items:
+            return None, CONSUMED_ITERATOR
+    elif _is_sequence_of_messages(items):
+        items = list(items)
     elif not isinstance(items, list | tuple):  # a bare string, a single message, anything else
         items = [items]
     rendered: list[tuple[str, str]] = []
@@ -209,6 +223,38 @@ def render_conversation(items: Any, *, instructions: Any = None) -> tuple[str | 
     system_msg = None if system_at is None else rendered[system_at][1]
     text = "".join(f"{label}:\n{body}\n\n" for at, (label, body) in enumerate(rendered) if at != system_at)
     return system_msg, text
+
+
+def _is_sequence_of_messages(items: Any) -> bool:
+    """A deque, a dict's values, a range of messages...: not a string, a mapping or one message object."""
+    return (
+        isinstance(items, Iterable)
+        and not isinstance(items, str | bytes | bytearray | Mapping | list | tuple)
+        and _role(items) is None
+        and field(items, "content") is None
+        and not hasattr(items, "model_dump")  # a pydantic object iterates over its fields
+    )
+
+
+def prompt_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """Step: a row whose ``messages`` is a conversation (a list) gets the seed's two text columns.
+
+    The seed wrapper handed ``_write_to_azure_sql`` the call's own arguments under ``kwargs``; once
+    flattened, ``messages`` is the list the SDK was given. A ``system_msg`` the row already has wins.
+
+    >>> prompt_fields({"messages": [{"role": "system", "content": "Be short."}, {"role": "user", "content": "Hi"}]})
+    {'messages': 'user:\\nHi\\n\\n', 'system_msg': 'Be short.'}
+    >>> prompt_fields({"messages": "already text"})
+    {'messages': 'already text'}
+    """
+    messages = row.get("messages")
+    if not isinstance(messages, list | tuple) and not isinstance(messages, Iterator):
+        return row
+    system_msg, text = render_conversation(messages)
+    new = {**row, "messages": text}
+    if system_msg is not None and row.get("system_msg") is None:
+        new["system_msg"] = system_msg
+    return new
 
 
 def chat_message_fields(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ Two compositions of pure functions (no I/O, no clock, no globals), each returnin
 **Events** (``wonkalytics.log(**fields)``, the seed's ``_write_to_azure_sql(item)``) run the
 steps of :data:`APP_FIELD_STEPS` and then :func:`with_default_timestamp`, each ``dict -> dict``::
 
-    flatten -> strip_prefixes -> apply_auth_info -> with_default_timestamp(now)
+    flatten -> strip_prefixes -> apply_auth_info -> prompt_fields -> with_default_timestamp(now)
 
 **Interactions** (one LLM call) merge the parts of :data:`INTERACTION_PARTS`, each
 ``Interaction -> dict``, in order of increasing precedence::
@@ -34,9 +34,10 @@ from functools import partial
 from typing import Any
 
 from wonkalytics.interaction import Interaction
+from wonkalytics.record.cost import interaction_cost
 from wonkalytics.record.flatten import flatten, strip_prefixes
 from wonkalytics.record.identity import apply_auth_info
-from wonkalytics.record.messages import chat_message_fields, responses_message_fields
+from wonkalytics.record.messages import chat_message_fields, prompt_fields, responses_message_fields
 from wonkalytics.record.params import param_fields
 from wonkalytics.store.fit import AUTOMATIC_FIELDS
 
@@ -79,8 +80,9 @@ def _as_dict(mapping: Mapping[str, Any]) -> dict[str, Any]:
     return mapping if isinstance(mapping, dict) else dict(mapping)
 
 
-APP_FIELD_STEPS: tuple[Step, ...] = (flatten, strip_prefixes, apply_auth_info)
-"""What happens to the fields an app hands us, in an event or in an interaction's request."""
+APP_FIELD_STEPS: tuple[Step, ...] = (flatten, strip_prefixes, apply_auth_info, prompt_fields)
+"""What happens to the fields an app hands us, in an event or in an interaction's request
+(``prompt_fields``: the seed wrapper's ``kwargs.messages`` list becomes ``system_msg`` / ``messages``)."""
 
 
 def event_row(item: Mapping[str, Any], *, now: datetime) -> dict[str, Any]:
@@ -164,6 +166,7 @@ INTERACTION_PARTS: tuple[Callable[[Interaction], Mapping[str, Any]], ...] = (
     prompt,
     explicit_identity,
     measured,
+    interaction_cost,  # cost_usd from the measured tokens and the model (record/cost.py)
 )
 """The parts of an interaction row, lowest precedence first."""
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from wonkalytics.errors import SchemaError, StoreError, UnknownColumnError
+from wonkalytics.internal_errors import log_limited
 from wonkalytics.ops import Builder, Insert, Op, RowNotFoundError, Update
 from wonkalytics.sinks.base import Rejection
 from wonkalytics.store.engine import dispose_engines
@@ -42,11 +43,28 @@ class TableSink:
     # -- inserts -----------------------------------------------------------------------------------
 
     def fit(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        """The row as the table's columns and value types (raises SchemaError when nothing fits)."""
+        """The row as the table's columns and value types (raises SchemaError when nothing fits).
+
+        A text longer than its ``VARCHAR(n)`` column is cut to ``n`` characters, with a warning naming
+        the column: the row lands (a database would refuse it whole), and the log says what changed.
+        """
         columns = self.store.columns
         if not self._map_checked:
             self._check_column_map(columns)
-        return fit_to_table(row, columns, table=self.store.name, column_map=self.column_map)
+        fitted = fit_to_table(row, columns, table=self.store.name, column_map=self.column_map)
+        lengths = self.store.lengths
+        if lengths:
+            for column, limit in lengths.items():
+                value = fitted.get(column)
+                if isinstance(value, str) and len(value) > limit:
+                    fitted[column] = value[:limit]
+                    log_limited(
+                        f"cut-{self.store.name}-{column}", logging.WARNING,
+                        "wonkalytics: a value of %d characters was cut to fit column %r of table %r (%d "
+                        "characters); widen the column to keep such values whole", len(value), column,
+                        self.store.name, limit,
+                    )
+        return fitted
 
     def _check_column_map(self, columns: Mapping[str, Any]) -> None:
         """Say once, loudly, when the column map points at columns the table does not have."""

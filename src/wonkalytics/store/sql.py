@@ -86,6 +86,7 @@ class _Reflected:
     columns: dict[str, ColumnKind]
     dedupe_on: str | None
     filter_on: str | None = None  # an event_id column without a unique index: skip held ids by a look-up
+    lengths: dict[str, int] = field(default_factory=dict)  # text columns with a length limit (VARCHAR(n))
     plans: dict[frozenset[str], InsertPlan] = field(default_factory=dict)  # per key set
 
 
@@ -144,6 +145,11 @@ class TableStore:
         'int'
         """
         return dict(self._state().columns)
+
+    @property
+    def lengths(self) -> dict[str, int]:
+        """Text columns with a length limit (``VARCHAR(n)``) and that limit, in characters."""
+        return self._state().lengths
 
     def known_columns(self) -> dict[str, ColumnKind] | None:
         """The columns if the table was reflected already, else None (never connects)."""
@@ -230,6 +236,10 @@ class TableStore:
             columns={c.name: column_kind(c.type) for c in table.columns if c is not auto},
             dedupe_on=dedupe_on,
             filter_on=filter_on,
+            lengths={
+                c.name: c.type.length for c in table.columns
+                if isinstance(c.type, sa.String) and isinstance(c.type.length, int) and c.type.length > 0
+            },
         )
 
     def _reflect(self) -> sa.Table:
@@ -375,7 +385,41 @@ class TableStore:
         # MySQL counts matched (not changed) rows because SQLAlchemy sets CLIENT_FOUND_ROWS.
         return self._transaction("update", lambda conn: conn.execute(statement).rowcount > 0)
 
-    # -- reading (tests, CLI) ----------------------------------------------------------------------
+    # -- reading (tests, CLI, sinks) ----------------------------------------------------------------
+
+    def exists(self) -> bool:
+        """True when the table exists now (asks the database; the reflection cache is not used)."""
+        with self._errors("look for"), statement_deadline(self.statement_timeout):
+            return sa.inspect(self.engine).has_table(self._table_name, schema=self._schema)
+
+    def try_insert(self, row: Mapping[str, Any]) -> None:
+        """INSERT one row in a transaction that is always rolled back (``doctor``'s write check).
+
+        Raises :class:`StoreError` when the database refuses it (a read-only user).
+        """
+        self.check_columns(row)
+        table = self.table
+        with self._errors("insert into"), statement_deadline(self.statement_timeout), self.engine.connect() as conn:
+            transaction = conn.begin()
+            try:
+                conn.execute(sa.insert(table).values(dict(row)))
+            finally:
+                transaction.rollback()
+
+    def lookup(self, key_column: str, key_value: Any, column: str) -> Any:
+        """``SELECT column FROM t WHERE key_column = :key AND column IS NOT NULL LIMIT 1`` (or None).
+
+        Both names must be columns of the table (:class:`UnknownColumnError` otherwise, before any SQL).
+        """
+        self.check_columns([key_column, column])
+        table = self.table
+        statement = (
+            sa.select(table.c[column])
+            .where(table.c[key_column] == sa.bindparam("key"), table.c[column].is_not(None))
+            .limit(1)
+        )
+        with self._errors("read"), statement_deadline(self.statement_timeout), self.engine.connect() as conn:
+            return conn.execute(statement, {"key": key_value}).scalar()
 
     def count(self) -> int:
         """Number of rows in the table."""

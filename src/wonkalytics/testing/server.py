@@ -190,6 +190,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._route(url.path, body)
         except _AbortError:
             self._abort()
+        except ConnectionError:
+            # The client hung up (closed a stream early, timed out): normal for a server, not a bug.
+            self.close_connection = True
         except Exception as exc:
             # A bug here must not look like a network failure: print it, then answer an OpenAI-shaped 500
             # (or cut the stream if one was already started).

@@ -127,6 +127,12 @@ class Lane:
         self.counters.add(spooled=count)
         return count
 
+    @property
+    def submitted(self) -> int:
+        """Ops submitted to this lane so far (the front compares it to see follow-ups arrive)."""
+        with self._cond:
+            return self._submitted
+
     def queued(self) -> int:
         """Ops waiting in memory and in this process's spool."""
         return len(self._queue) + len(self._in_flight) + self.spool.pending()
@@ -272,12 +278,13 @@ class Lane:
                     if isinstance(op, Update) and op.outcome is not None:
                         self._outcomes[op.id] = op.outcome
                 self.spool.give_back(path, count, position)
+                self._mark_done(position - done)  # progress so far; the rest is counted when written
                 return False
             position += len(chunk)
-            self._mark_done(len(chunk))
         self.spool.remove(path)
-        if len(lines) < count:
-            self._mark_done(count - len(lines))  # torn lines of a crash: nothing to write
+        # Counted only now, so that flush() returning means the segment is gone from disk too (a torn
+        # last line of a crash is counted here as well: there is nothing to write for it).
+        self._mark_done(count - done)
         return True
 
     def _mark_done(self, count: int) -> None:

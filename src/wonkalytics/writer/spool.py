@@ -27,6 +27,11 @@ __all__ = ["REJECTED_PREFIX", "Spool", "ensure_private_dir", "open_private", "se
 _SUFFIX = ".jsonl"
 REJECTED_PREFIX = "rejected-"
 _LOADED_AT = time.time()  # files with our pid written before this are a previous incarnation's
+# Segments a lane of this process left behind when it was shut down (configure() replaces the writer,
+# shutdown() during an outage): the next lane of this process on that directory takes them over, so
+# they are written by this process once the database is back, not only by the next one to start.
+_released: set[Path] = set()
+_released_lock = threading.Lock()
 
 
 def ensure_private_dir(directory: Path) -> None:
@@ -153,7 +158,10 @@ class Spool:
             if pid is None or path in known:
                 continue
             if pid == mine and not _older_than_this_process(path):
-                continue
+                with _released_lock:
+                    if path not in _released:
+                        continue  # another live lane's
+                    _released.discard(path)
             if pid != mine and _pid_alive(pid):
                 continue
             ensure_private_dir(self.directory)
@@ -201,9 +209,27 @@ class Spool:
             if self._active is not None:
                 self._seal_locked()
 
+    def release(self) -> None:
+        """Hand this spool's sealed segments to the next lane of this process on the same directory."""
+        with self._lock:
+            if self._active is not None:
+                self._seal_locked()
+            paths = [path for path, _ in self._closed]
+            self._closed, self._progress = [], {}
+        with _released_lock:
+            _released.update(paths)
+
     def reset_after_fork(self) -> None:
         """In a forked child: forget the parent's open file and segments (the parent drains them)."""
         self._lock = threading.Lock()
         self._active, self._active_path, self._active_rows = None, None, 0
         self._closed = []
         self._progress = {}
+        _forget_released()
+
+
+def _forget_released() -> None:
+    """In a forked child: the parent's released segments are the parent's to write."""
+    global _released_lock
+    _released_lock = threading.Lock()  # the parent may have held it at fork time
+    _released.clear()
