@@ -71,7 +71,14 @@ def _sink_factories() -> list[SinkFactory]:
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
         if info.name in _BUILT_IN_SINKS or info.name.startswith("_"):
             continue
-        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        try:
+            module = importlib.import_module(f"{package.__name__}.{info.name}")
+        except ImportError as exc:  # a sink whose library is not installed cannot be on; say so once
+            log_limited(
+                f"sink-import-{info.name}", logging.WARNING,
+                "wonkalytics: the %s sink is not available (%s); install its extra to use it", info.name, exc,
+            )
+            continue
         factory = getattr(module, "from_settings", None)
         if callable(factory):
             factories.append(factory)
