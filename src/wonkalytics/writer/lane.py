@@ -302,8 +302,11 @@ class Lane:
                 rejections = self.sink.write(ops, self.build)
             except Exception as exc:
                 if not self.sink.is_transient(exc):
-                    ops = self._one_by_one(ops, transient=False)
-                    continue
+                    remaining = self._one_by_one(ops, transient=False)
+                    if len(remaining) < len(ops):
+                        ops = remaining
+                        continue
+                    # No progress: the first op failed as an outage does; back off like one.
                 attempt += 1
                 self.counters.failure(_describe(exc))
                 if attempt >= ISOLATE_AFTER:
