@@ -118,13 +118,13 @@ class Lane:
             self._submitted += count
         self._wake.set()
 
-    def _spool_ops(self, ops: list[Op]) -> int:
+    def _spool_ops(self, ops: list[Op], *, first: bool = False) -> int:
         lines = []
         for op in ops:
             if isinstance(op, Update) and op.outcome is not None:
                 self._outcomes[op.id] = op.outcome
             lines.append(encode_op(op, self.build))
-        count = self.spool.append_many(lines)
+        count = self.spool.prepend(lines) if first else self.spool.append_many(lines)
         self.counters.add(spooled=count)
         return count
 
@@ -184,7 +184,7 @@ class Lane:
         spilled = 0
         if left:
             try:
-                spilled = self._spool_ops(left)
+                spilled = self._spool_ops(left, first=True)  # older than what had spilled already
             except Exception:
                 swallow(f"saving {len(left)} queued {self.name} ops to the spool at exit", "they were lost")
         self.spool.close()

@@ -118,6 +118,27 @@ class Spool:
             self._active_rows += count
         return count
 
+    def prepend(self, lines: list[bytes]) -> int:
+        """Put ops on disk *before* every segment this spool holds (they are older: at exit, the ops
+        still in memory were queued before the ones that had spilled); returns how many."""
+        if not lines:
+            return 0
+        with self._lock:
+            if self._active is not None:
+                self._seal_locked()
+            stamps = [int(part) for path, _ in self._closed
+                      if (part := path.stem.split("-")[1] if "-" in path.stem else "").isdigit()]
+            stamp = min(stamps) - 1 if stamps else time.time_ns()
+            ensure_private_dir(self.directory)
+            path = self.directory / f"{os.getpid()}-{stamp}{_SUFFIX}"
+            with open_private(path) as handle:
+                handle.writelines(lines)
+                handle.flush()
+                if self.fsync:
+                    os.fsync(handle.fileno())
+            self._closed.insert(0, (path, len(lines)))
+        return len(lines)
+
     def pending(self) -> int:
         """Ops this process has spooled and not yet handed out (sealed and active segments)."""
         with self._lock:
