@@ -238,7 +238,7 @@ process during the load, written by `bench/many_processes.py`.
 def main(argv: list[str] | None = None) -> int:
     run = h.start(__doc__, __file__, argv)
     plan = (
-        {"producers": 3, "rows": 100, "scores": 20, "score_pause_ms": 5}
+        {"producers": 2, "rows": 100, "scores": 20, "score_pause_ms": 5}
         if run.quick
         else {"producers": 20, "rows": 5_000, "scores": 500, "score_pause_ms": 20}
     )
