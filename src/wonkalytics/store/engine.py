@@ -212,7 +212,7 @@ def _note_checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
 def _note_checkin(dbapi_conn: Any, _record: Any) -> None:
     ident = threading.get_ident()
     if _in_use.get(ident) is dbapi_conn:
-        del _in_use[ident]
+        _in_use.pop(ident, None)
 
 
 def _socket_fd(dbapi_conn: Any) -> int | None:
