@@ -60,10 +60,7 @@ def pg_with_password(table_name: str) -> Iterator[tuple[str, str, FaultProxy]]:
 @pytest.mark.db
 @pytest.mark.parametrize("sinks", [
     "table",
-    pytest.param("all", marks=pytest.mark.xfail(
-        reason="record/build.py: drop_secrets and redaction run over Record.row only; Record.call (the structured "
-               "call view the PromptLayer and JSON-lines sinks use) keeps wl_metadata's secret fields, which reach "
-               "spool_dir/promptlayer/*.jsonl and the JSON-lines files", strict=True)),
+    "all",  # PromptLayer (its refused ops on disk) and the JSON-lines files too
 ])
 def test_no_secret_in_rows_logs_errors_or_spool_files(
     pg_with_password: tuple[str, str, FaultProxy], table_name: str, tmp_path: Path, fake: FakeOpenAI,

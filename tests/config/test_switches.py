@@ -93,8 +93,6 @@ def test_a_redact_callable_that_raises_never_stores_the_row_unredacted(
     assert "redactor bug" in caplog.text
 
 
-@pytest.mark.xfail(reason="record/build.py: redaction runs over Record.row only; Record.call (the structured call "
-                          "view of the PromptLayer and JSON-lines sinks) keeps the prompt as sent", strict=True)
 def test_redact_applies_to_every_sink(setup: Any, fake: FakeOpenAI, tmp_path: Path) -> None:
     configure, rows = setup
     jsonl = tmp_path / "jsonl"
