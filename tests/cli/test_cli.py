@@ -201,9 +201,7 @@ def test_recent_rows_reads_only_the_last_few(sqlite_url: str, table_name: str) -
 
 
 @pytest.mark.parametrize("command", [
-    pytest.param("init", marks=pytest.mark.xfail(
-        reason="cli/init.py prints its error with Rich markup unescaped (f'[red]error:[/red] {exc}'), so "
-               "'[mssql]' is lost; fix: wonkalytics.cli.output.fail(str(exc))", strict=True)),
+    "init",
     "doctor", "demo",
 ])
 def test_the_install_hint_prints_verbatim(command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

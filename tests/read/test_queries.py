@@ -214,3 +214,20 @@ def test_percentiles_of_few_values(db_url: str, table_name: str, durations: list
     assert reader.overview(period, medians=False)["duration_ms"]["p95"] == pytest.approx(got["p95"])
     (group,) = reader.groups(period, "model")
     assert group["duration_ms"] == pytest.approx(got)
+
+
+def test_sql_server_statements_compile() -> None:
+    from sqlalchemy.dialects import mssql
+
+    from wonkalytics.store.queries import utc_hour, window_percentile_query
+    from wonkalytics.store.schema import default_table
+
+    table = default_table("llm")
+    where = [table.c.timestamp >= datetime(2026, 1, 1), table.c.model.is_not(None)]
+    grouped = str(window_percentile_query(table.c.duration_ms, where, table.c.model).compile(dialect=mssql.dialect()))
+    window = "WITHIN GROUP (ORDER BY llm.duration_ms ASC) OVER (PARTITION BY llm.model)"
+    assert "percentile_cont(" in grouped and window in grouped and "GROUP BY anon_1.g" in grouped
+    plain = str(window_percentile_query(table.c.ttft_ms, where, None).compile(dialect=mssql.dialect()))
+    assert "OVER ()" in plain and "GROUP BY" not in plain
+    hour = str(utc_hour(table.c.timestamp, "mssql").compile(dialect=mssql.dialect()))
+    assert hour.startswith("dateadd(hour, datediff(hour, ") and "llm.timestamp)" in hour

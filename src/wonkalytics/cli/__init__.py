@@ -84,17 +84,15 @@ app.command("demo", epilog=example(*demo.EXAMPLES))(demo.demo)
 app.command("init", epilog=example("wonkalytics init", "wonkalytics init --database-url "
                                    "postgresql+psycopg://app@db/analytics --table llm_calls",
                                    "wonkalytics init --print-sql --dialect mssql",
-                                   "wonkalytics init --upgrade --print-sql", "wonkalytics init --upgrade"))(init.init)
+                                   "wonkalytics init --upgrade --print-sql", "wonkalytics init --upgrade",
+                                   "wonkalytics init --views"))(init.init)
 app.command("fake-openai", epilog=example(*fake_openai.EXAMPLES))(fake_openai.fake_openai)
 app.command("doctor", epilog=example("wonkalytics doctor", "wonkalytics doctor --json --database-url "
                                      "postgresql+psycopg://app@db/analytics"))(doctor.doctor)
 app.add_typer(spool.app, name="spool", epilog=example("wonkalytics spool status", "wonkalytics spool replay"))
-app.command("stats", epilog=example("wonkalytics stats", "wonkalytics stats --by model --since 7d --tz Europe/Berlin",
-                                   "wonkalytics stats --json"))(stats.stats)
-app.command("dashboard", epilog=example("wonkalytics dashboard --open",
-                                       "wonkalytics dashboard --host 0.0.0.0 --token s3cret"))(dashboard.dashboard)
-app.command("export", epilog=example("wonkalytics export --format csv --output calls.csv",
-                                    "wonkalytics export --format jsonl --since 24h"))(export.export)
+app.command("stats", epilog=example(*stats.EXAMPLES))(stats.stats)
+app.command("export", epilog=example(*export.EXAMPLES))(export.export)
+app.command("dashboard", epilog=example(*dashboard.EXAMPLES))(dashboard.dashboard)
 
 
 def main() -> None:

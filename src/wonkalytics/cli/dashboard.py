@@ -40,8 +40,6 @@ def dashboard(
     tz: Tz = "UTC",
 ) -> None:
     """Serve the dashboard (overview, interactions, CSV export) on your own database; read-only.
-
-    Example: wonkalytics dashboard --tz Europe/Amsterdam --open
     """
     if not is_loopback(host) and not token:
         raise fail(f"--host {host} is reachable from other machines: start with --token SECRET (or set "
@@ -67,4 +65,8 @@ def dashboard(
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
-__all__ = ["dashboard", "is_loopback"]
+EXAMPLES = ("wonkalytics dashboard --open", "wonkalytics dashboard --tz Europe/Amsterdam --port 8060",
+            "wonkalytics dashboard --host 0.0.0.0 --token \"$(openssl rand -hex 16)\"")
+"""Shown at the end of ``--help``."""
+
+__all__ = ["EXAMPLES", "dashboard", "is_loopback"]

@@ -176,8 +176,6 @@ def _show_rows(console: Console, *, limit: int) -> None:
         say(f"Read them with plain SQL, e.g. sqlite3 {url.database} '{query}'", console=console)
     else:
         say(f"Read them with plain SQL, e.g. {query}", console=console)
-    say("Next: `wonkalytics stats` (the numbers; also `--by model` or `--json`) and "
-        "`wonkalytics dashboard --open` (charts in your browser).", console=console)
 
 
 __all__ = ["demo"]

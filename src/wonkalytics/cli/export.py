@@ -38,8 +38,6 @@ def export(
     tz: Tz = "UTC",
 ) -> None:
     """Write every row of the period (all columns, oldest first), streamed from the database.
-
-    Example: wonkalytics export --format jsonl --since 30d --output interactions.jsonl
     """
     try:
         period = make_period(since, until, tz)
@@ -71,4 +69,8 @@ def _write(stream: IO[str], output_format: str, columns: list[str], rows: Any) -
     return count
 
 
-__all__ = ["export"]
+EXAMPLES = ("wonkalytics export --format csv --since 7d > week.csv",
+            "wonkalytics export --format jsonl --since 2026-03-01 --until 2026-03-31 --output march.jsonl")
+"""Shown at the end of ``--help``."""
+
+__all__ = ["EXAMPLES", "export"]

@@ -6,7 +6,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
+from wonkalytics.cli.output import describe, fail
 from wonkalytics.errors import WonkalyticsError
 from wonkalytics.settings import load_settings
 from wonkalytics.store.sql import TableStore
@@ -65,10 +67,9 @@ def init(
             return
         created = store.create_table()
     except WonkalyticsError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        fail(describe(exc))
     state = "created" if created else "already exists"
-    console.print(f"table [bold]{settings.table}[/bold] {state} in {settings.safe_url()}")
+    console.print(Text.assemble("table ", (settings.table, "bold"), f" {state} in {settings.safe_url()}"))
 
 
 def _upgrade(console: Console, store: TableStore, *, print_sql: bool) -> None:

@@ -114,8 +114,6 @@ def stats(
     tz: Tz = "UTC",
 ) -> None:
     """Show how many people used it, how fast, how good and how costly, for a period.
-
-    Example: wonkalytics stats --since 30d --by model --tz Europe/Amsterdam
     """
     try:
         period = make_period(since, until, tz)
@@ -131,4 +129,8 @@ def stats(
     _print(Console(), overview, period, by)
 
 
-__all__ = ["DatabaseUrl", "Since", "TableName", "Tz", "Until", "fail", "open_reader", "stats"]
+EXAMPLES = ("wonkalytics stats", "wonkalytics stats --since 30d --by model --tz Europe/Amsterdam",
+            "wonkalytics stats --json")
+"""Shown at the end of ``--help``."""
+
+__all__ = ["EXAMPLES", "DatabaseUrl", "Since", "TableName", "Tz", "Until", "fail", "open_reader", "stats"]

@@ -147,6 +147,11 @@ class TableStore:
         return dict(self._state().columns)
 
     @property
+    def column_kinds(self) -> Mapping[str, ColumnKind]:
+        """:attr:`columns` without the copy, for the writer's per-row fitting (read-only: do not mutate)."""
+        return self._state().columns
+
+    @property
     def lengths(self) -> dict[str, int]:
         """Text columns with a length limit (``VARCHAR(n)``) and that limit, in characters."""
         return self._state().lengths

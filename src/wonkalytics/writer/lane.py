@@ -69,6 +69,7 @@ class Lane:
         self._queue: deque[Op] = deque()
         self._in_flight: list[Op] = []
         self._pending: list[Update] = []
+        self._retrying = 0  # parked updates in a retry round right now (still pending for health())
         self._pending_keys: dict[_Key, int] = {}
         self._pending_rounds = 0
         self._next_pending_at = math.inf
@@ -139,7 +140,7 @@ class Lane:
 
     def health(self) -> SinkHealth:
         """This lane's counters, now."""
-        return self.counters.snapshot(queued=self.queued(), pending_updates=len(self._pending))
+        return self.counters.snapshot(queued=self.queued(), pending_updates=len(self._pending) + self._retrying)
 
     def flush(self, deadline: float | None) -> bool:
         """Wait until every op submitted so far is handled; False when ``deadline`` (monotonic) passed."""
@@ -416,7 +417,12 @@ class Lane:
         self._next_pending_at = math.inf
         self._pending_rounds += 1
         rounds = self._pending_rounds
-        if not self._deliver(ops):  # stopped: keep them for the spool
+        self._retrying = len(ops)
+        try:
+            delivered = self._deliver(ops)
+        finally:
+            self._retrying = 0
+        if not delivered:  # stopped: keep them for the spool
             for op in ops:
                 if isinstance(op, Update):
                     self._park(op)

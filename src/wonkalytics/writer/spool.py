@@ -14,6 +14,7 @@ The line format is :mod:`wonkalytics.ops` (versioned); release 0.1 kept bare row
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -35,8 +36,15 @@ _released_lock = threading.Lock()
 
 
 def ensure_private_dir(directory: Path) -> None:
-    """Create ``directory`` (and parents) owner-only; tighten it when it exists with wider rights."""
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Create ``directory`` owner-only, and its parent (the spool root) too when we create it; tighten
+    ``directory`` when it exists with wider rights. (``mkdir(parents=True)`` gives parents the umask's
+    mode, so the spool root is created on its own.)"""
+    for level in (directory.parent, directory):
+        if level.is_dir():
+            continue
+        level.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            level.chmod(0o700)  # whatever the umask
     try:
         if directory.stat().st_mode & 0o077:
             directory.chmod(0o700)
