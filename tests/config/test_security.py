@@ -60,7 +60,7 @@ def pg_with_password(table_name: str) -> Iterator[tuple[str, str, FaultProxy]]:
 @pytest.mark.db
 @pytest.mark.parametrize("sinks", [
     "table",
-    "all",  # PromptLayer (its refused ops on disk) and the JSON-lines files too
+    "all",
 ])
 def test_no_secret_in_rows_logs_errors_or_spool_files(
     pg_with_password: tuple[str, str, FaultProxy], table_name: str, tmp_path: Path, fake: FakeOpenAI,
@@ -149,8 +149,6 @@ def test_spool_files_are_owner_only_even_with_a_permissive_umask(
 
 
 @pytest.mark.db
-@pytest.mark.xfail(reason="writer/spool.py: the spool directory itself (created with parents=True) gets the "
-                          "umask's mode, not 0700; only the per-sink directories are 0700", strict=True)
 def test_the_spool_directory_we_create_is_owner_only(
     pg_with_password: tuple[str, str, FaultProxy], table_name: str, tmp_path: Path
 ) -> None:
