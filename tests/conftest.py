@@ -137,3 +137,11 @@ def read_rows(url: str, table: str, order_by: str = "start_time") -> list[dict[s
             return [dict(row._mapping) for row in result]
     finally:
         engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_log_limits() -> None:
+    """Each test sees its own first log line: the once-a-minute limit must not carry over between tests."""
+    from wonkalytics import internal_errors
+
+    internal_errors._last_logged.clear()

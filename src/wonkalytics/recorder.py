@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from wonkalytics.interaction import Interaction, Record, new_event_id
@@ -87,7 +88,12 @@ def _sink_factories() -> list[SinkFactory]:
 
 def row_steps(settings: Settings) -> list[RowStep]:
     """Secret fields out, then the configured redaction (both before a row leaves the process)."""
-    steps: list[RowStep] = [drop_secrets]
+    known = [settings.url().password, *(secret.get_secret_value() for secret in (
+        settings.promptlayer_api_key, settings.azure_sql_password) if secret is not None)]
+    known_secrets = [value for value in known if isinstance(value, str) and value]
+    # The configured secrets are masked wherever they appear in a text (an error echoing the URL, a
+    # key pasted into a prompt), beside the fields that name a credential.
+    steps: list[RowStep] = [partial(drop_secrets, known=known_secrets) if known_secrets else drop_secrets]
     if settings.redact is not None:
         step = redactor(settings.redact)
         if step is not None:
