@@ -3,7 +3,7 @@
 Run from the repository root::
 
     .venv/bin/python bench/stream_overhead.py                    # full run (~3.5 min), writes BENCHMARKS.md
-    .venv/bin/python bench/stream_overhead.py --quick            # smoke run (~20 s), prints only
+    .venv/bin/python bench/stream_overhead.py --quick            # smoke run (~20 s), prints only (CI)
     .venv/bin/python bench/stream_overhead.py --quick --write    # smoke run that writes BENCHMARKS.md
     .venv/bin/python bench/stream_overhead.py --only inprocess   # one section (prints only)
 
@@ -25,36 +25,28 @@ hit all arms alike) and includes an A/A arm: a second raw client measured exactl
 whose "overhead" is the noise floor of that measurement.
 """
 
+
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import dataclasses
-import datetime as dt
 import gc
 import json
 import math
-import os
-import platform
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from importlib import metadata
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-MESSAGES = [{"role": "user", "content": "How fast does the chocolate river flow?"}]
-USAGE = {"stream_options": {"include_usage": True}}
-BASE_URL = "http://bench.invalid/v1"
-perf_ns = time.perf_counter_ns
+import _harness as h
+from _calls import BASE_URL, USAGE, Bodies, afirst_chunk, awhole_call, first_chunk, mock_client, sse_events, whole_call
+from _harness import Report, Rounds, median, ms, notch, perf_ns, quiet_gc, us, verdict
+
+ROOT = h.ROOT
 
 # Targets from the issue. Added times are in microseconds.
 TARGET_RATIO = 1.02
@@ -83,7 +75,7 @@ FULL = Plan(
     e2e_rounds=60, e2e_block=2, chunk_rounds=60, call_rounds=1200, first_chunk_rounds=1200, processes=8, interpreters=3
 )
 QUICK = Plan(
-    e2e_rounds=3, e2e_block=1, chunk_rounds=4, call_rounds=100, first_chunk_rounds=100, processes=2, interpreters=1
+    e2e_rounds=2, e2e_block=1, chunk_rounds=2, call_rounds=50, first_chunk_rounds=50, processes=1, interpreters=1
 )
 
 
@@ -93,222 +85,12 @@ def scaled(plan: Plan, factor: float) -> Plan:
     return dataclasses.replace(plan, **{name: max(1, round(getattr(plan, name) * factor)) for name in counts})
 
 
-# --- statistics ------------------------------------------------------------------------------------
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else math.nan
-
-
-def notch(values: list[float]) -> float:
-    """Half-width of an approximate 95% interval of the median (McGill's box-plot notch)."""
-    if len(values) < 4:
-        return math.nan
-    q1, _, q3 = statistics.quantiles(values, n=4)
-    return 1.57 * (q3 - q1) / math.sqrt(len(values))
-
-
-@dataclass
-class Rounds:
-    """Timings (ns) of each arm; index i of every list belongs to round i."""
-
-    times: dict[str, list[float]]
-
-    def med(self, arm: str) -> float:
-        return median(self.times[arm])
-
-    def diffs(self, arm: str, base: str) -> list[float]:
-        return [b - a for a, b in zip(self.times[base], self.times[arm], strict=True)]
-
-    def delta(self, arm: str, base: str) -> tuple[float, float]:
-        """Median of the paired differences arm - base (ns), and its notch."""
-        d = self.diffs(arm, base)
-        return median(d), notch(d)
-
-    def ratio(self, arm: str, base: str) -> tuple[float, float]:
-        """Ratio of the medians, and the notch of the per-round ratios."""
-        per_round = [b / a for a, b in zip(self.times[base], self.times[arm], strict=True)]
-        return self.med(arm) / self.med(base), notch(per_round)
-
-
-@dataclass
-class Row:
-    """One line of the results table."""
-
-    section: str
-    what: str
-    baseline: str
-    measured: str
-    noise: str
-    target: str
-    verdict: str
-
-
-@dataclass
-class Report:
-    rows: list[Row] = field(default_factory=list)
-    details: list[str] = field(default_factory=list)
-
-    def add(
-        self, section: str, what: str, baseline: str, measured: str, noise: str, target: str = "", verdict: str = ""
-    ) -> None:
-        self.rows.append(Row(section, what, baseline, measured, noise, target, verdict))
-
-
-def verdict(value: float, plusminus: float, target: float) -> str:
-    if math.isnan(value):
-        return "n/a"
-    if value > target:
-        return "MISS" if value - plusminus > target else "MISS (within noise)"
-    return "PASS" if math.isnan(plusminus) or value + plusminus <= target else "PASS (within noise)"
-
-
-def us(ns: float) -> str:
-    return f"{ns / 1e3:,.2f} µs"
-
-
-def ms(ns: float) -> str:
-    return f"{ns / 1e6:,.2f} ms"
-
-
-# --- the SSE bodies the offline server sends -------------------------------------------------------
-
-
-def sse_events(chunks: int, include_usage: bool) -> tuple[bytes, ...]:
-    """The SSE events of a ``fake-chunks-N`` chat stream, exactly as ``FakeOpenAI`` renders them."""
-    from wonkalytics.testing import Scenario, payloads, plan_answer
-
-    model = f"fake-chunks-{chunks}"
-    answer = plan_answer({"messages": MESSAGES}, Scenario(chunks=chunks))
-    stream = payloads.chat_stream(model, answer, include_usage)
-    return stream.prologue + stream.deltas + stream.epilogue
-
-
-class Bodies:
-    """Pre-rendered bodies, keyed by (chunks, include_usage); answers like the server would."""
-
-    def __init__(self, sizes: tuple[int, ...]) -> None:
-        self.events = {(n, usage): sse_events(n, usage) for n in sizes for usage in (False, True)}
-
-    def _pick(self, request: Any) -> tuple[bytes, ...]:
-        body = json.loads(request.content)
-        chunks = int(body["model"].rsplit("-", 1)[1])
-        usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return self.events[(chunks, usage)]
-
-    def sync_handler(self, request: Any) -> Any:
-        import httpx2
-
-        # One piece per event, as the server writes them (chunked transfer encoding).
-        events = self._pick(request)
-        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=iter(events))
-
-    def async_handler(self, request: Any) -> Any:
-        import httpx2
-
-        async def pieces(events: tuple[bytes, ...]) -> AsyncIterator[bytes]:
-            for event in events:
-                yield event
-
-        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=pieces(self._pick(request)))
-
-
-def mock_client(bodies: Bodies, *, is_async: bool) -> Any:
-    import httpx2
-    import openai
-
-    if is_async:
-        http = httpx2.AsyncClient(transport=httpx2.MockTransport(bodies.async_handler))
-        return openai.AsyncOpenAI(api_key="bench", base_url=BASE_URL, max_retries=0, http_client=http)
-    http_sync = httpx2.Client(transport=httpx2.MockTransport(bodies.sync_handler))
-    return openai.OpenAI(api_key="bench", base_url=BASE_URL, max_retries=0, http_client=http_sync)
-
-
-# --- one timed call, sync and async ----------------------------------------------------------------
-
-
-def text_of(stream: Any) -> str:
-    """What an app does with a stream: keep the text."""
-    parts = []
-    for chunk in stream:
-        if chunk.choices:
-            content = chunk.choices[0].delta.content
-            if content:
-                parts.append(content)
-    return "".join(parts)
-
-
-async def atext_of(stream: Any) -> str:
-    parts = []
-    async for chunk in stream:
-        if chunk.choices:
-            content = chunk.choices[0].delta.content
-            if content:
-                parts.append(content)
-    return "".join(parts)
-
-
-def whole_call(client: Any, model: str, extra: dict[str, Any], keep_text: bool = False) -> int:
-    """create + iterate to the end + close."""
-    start = perf_ns()
-    stream = client.chat.completions.create(model=model, messages=MESSAGES, stream=True, **extra)
-    if keep_text:
-        text_of(stream)
-    else:
-        for _ in stream:
-            pass
-    stream.close()
-    return perf_ns() - start
-
-
-async def awhole_call(client: Any, model: str, extra: dict[str, Any], keep_text: bool = False) -> int:
-    start = perf_ns()
-    stream = await client.chat.completions.create(model=model, messages=MESSAGES, stream=True, **extra)
-    if keep_text:
-        await atext_of(stream)
-    else:
-        async for _ in stream:
-            pass
-    await stream.close()
-    return perf_ns() - start
-
-
-def first_chunk(client: Any, model: str, extra: dict[str, Any]) -> int:
-    """create + the first chunk; the stream is closed after the clock stops."""
-    start = perf_ns()
-    stream = client.chat.completions.create(model=model, messages=MESSAGES, stream=True, **extra)
-    next(stream)
-    elapsed = perf_ns() - start
-    stream.close()
-    return elapsed
-
-
-async def afirst_chunk(client: Any, model: str, extra: dict[str, Any]) -> int:
-    start = perf_ns()
-    stream = await client.chat.completions.create(model=model, messages=MESSAGES, stream=True, **extra)
-    await stream.__anext__()
-    elapsed = perf_ns() - start
-    await stream.close()
-    return elapsed
-
-
 # --- interleaved rounds ----------------------------------------------------------------------------
 
 SyncArm = Callable[[], int]
 InProcess = tuple["Rounds", "Rounds", "Rounds", int | None]  # per chunk, per call, first chunk, writer CPU
 AsyncArm = Callable[[], Awaitable[int]]
-
-
-@contextlib.contextmanager
-def quiet_gc() -> Iterator[None]:
-    """The cyclic GC is off inside timed loops (it is run between rounds instead): less noise."""
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-        gc.collect()
+writer_cpu_ns = h.wonkalytics_threads_cpu_ns
 
 
 def between_rounds(index: int) -> None:
@@ -326,42 +108,12 @@ def run_rounds(
     warmup: int = 3,
     after: Callable[[int], None] = between_rounds,
 ) -> Rounds:
-    times: dict[str, list[float]] = {name: [] for name in arms}
-    names = list(arms)
-    with quiet_gc():
-        for index in range(-warmup, rounds):
-            rng.shuffle(names)
-            for name in names:
-                elapsed = arms[name]()
-                if index >= 0:
-                    times[name].append(elapsed)
-            after(index)
-    return Rounds(times)
+    return h.run_rounds(arms, rounds, rng, warmup, after)  # type: ignore[arg-type]
 
 
 async def arun_rounds(arms: dict[str, AsyncArm], rounds: int, rng: random.Random, warmup: int = 3) -> Rounds:
-    times: dict[str, list[float]] = {name: [] for name in arms}
-    names = list(arms)
-    with quiet_gc():
-        for index in range(-warmup, rounds):
-            rng.shuffle(names)
-            for name in names:
-                elapsed = await arms[name]()
-                if index >= 0:
-                    times[name].append(elapsed)
-            between_rounds(index)
-    return Rounds(times)
+    return await h.arun_rounds(arms, rounds, rng, warmup, between_rounds)  # type: ignore[arg-type]
 
-
-def writer_cpu_ns() -> int | None:
-    """CPU time used so far by the Wonkalytics writer thread (Linux), or None."""
-    for thread in threading.enumerate():
-        if thread.name == "wonkalytics-writer" and thread.ident is not None:
-            try:
-                return time.clock_gettime_ns(time.pthread_getcpuclockid(thread.ident))
-            except (AttributeError, OSError):
-                return None
-    return None
 
 
 # --- 1. end to end ---------------------------------------------------------------------------------
@@ -794,96 +546,6 @@ def bench_fresh_process(plan: Plan, rng: random.Random, report: Report, tmp: Pat
     )
 
 
-# --- environment and output ------------------------------------------------------------------------
-
-
-def version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
-
-
-def git_revision() -> str:
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{rev}{' + uncommitted changes to tracked files' if dirty else ''}"
-
-
-def environment(load_before: tuple[float, ...]) -> list[tuple[str, str]]:
-    import wonkalytics
-
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return [
-        ("Machine", f"{platform.platform()}; {cpu_model()}; {os.cpu_count()} CPUs ({affinity} usable)"),
-        (
-            "Load average (1/5/15 min)",
-            f"before {'/'.join(f'{x:.2f}' for x in load_before)}, after "
-            f"{'/'.join(f'{x:.2f}' for x in os.getloadavg())}",
-        ),
-        ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
-        (
-            "Versions",
-            f"wonkalytics {wonkalytics.__version__} ({git_revision()}), openai {version('openai')}, "
-            f"httpx2 {version('httpx2')}, sqlalchemy {version('sqlalchemy')}, pydantic {version('pydantic')}",
-        ),
-    ]
-
-
-def command_line() -> str:
-    exe = Path(sys.executable)
-    with contextlib.suppress(ValueError):
-        exe = exe.relative_to(Path.cwd())
-    script = Path(__file__)
-    with contextlib.suppress(ValueError):
-        script = script.resolve().relative_to(Path.cwd())
-    return " ".join([str(exe), str(script), *sys.argv[1:]])
-
-
-def print_table(report: Report) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="Wonkalytics stream overhead (wrapped vs raw openai SDK)")
-    for column in ("What", "Baseline", "Measured", "Noise", "Target", "Verdict"):
-        table.add_column(column)
-    section = None
-    for row in report.rows:
-        if row.section != section:
-            section = row.section
-            table.add_section()
-            table.add_row(f"[bold]{section}[/bold]", "", "", "", "", "")
-        style = {"PASS": "green", "MISS": "red"}.get(row.verdict.split(" ")[0], "")
-        table.add_row(
-            row.what,
-            row.baseline,
-            row.measured,
-            row.noise,
-            row.target,
-            f"[{style}]{row.verdict}[/{style}]" if style else row.verdict,
-        )
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
-
-
 HOW_TO_READ = """\
 ## How to read this
 
@@ -916,66 +578,32 @@ HOW_TO_READ = """\
 """
 
 
-def write_markdown(report: Report, env: list[tuple[str, str]], path: Path, elapsed: float, plan_name: str) -> None:
-    lines = [
-        "# Benchmarks",
-        "",
-        "Stream overhead of `wonkalytics.wrap()` against the raw `openai` SDK, written by "
-        "`bench/stream_overhead.py` (do not edit by hand; rerun it).",
-        "",
-        f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        *(f"- {name}: {value}" for name, value in env),
-        f"- Command: `{command_line()}` ({plan_name} plan, {elapsed / 60:.1f} minutes)",
-        "",
-        "## Results",
-        "",
-        "| Measurement | Baseline | Measured | Noise | Target | Verdict |",
-        "|---|---|---|---|---|---|",
-    ]
-    section = None
-    for row in report.rows:
-        if row.section != section:
-            section = row.section
-            lines.append(f"| **{section}** | | | | | |")
-        cells = (
-            row.what,
-            row.baseline,
-            row.measured,
-            row.noise,
-            row.target,
-            f"**{row.verdict}**" if row.verdict.startswith(("PASS", "MISS")) else row.verdict,
-        )
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
-    lines += ["", HOW_TO_READ, "## Runs", "", *report.details, ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
+
+INTRO = """\
+Stream overhead of `wonkalytics.wrap()` against the raw `openai` SDK, written by `bench/stream_overhead.py`.
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="few repetitions (a smoke run); prints only")
-    parser.add_argument("--write", action="store_true", help="write the report even with --quick")
-    parser.add_argument("--no-write", action="store_true", help="print only, even for a full run")
-    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md", help="report path (BENCHMARKS.md)")
-    parser.add_argument("--seed", type=int, default=20240611, help="seed of the arm shuffling")
-    parser.add_argument(
-        "--scale", type=float, default=1.0, help="multiply every repetition count (e.g. 3 for a tighter interval)"
-    )
-    parser.add_argument(
-        "--only",
-        choices=("e2e", "inprocess", "fresh"),
-        action="append",
-        help="run only these sections (repeatable); the report is then not written unless --write",
-    )
-    args = parser.parse_args(argv)
+    def options(parser: Any) -> None:
+        parser.add_argument(
+            "--scale", type=float, default=1.0, help="multiply every repetition count (e.g. 3 for a tighter interval)"
+        )
+        parser.add_argument(
+            "--only",
+            choices=("e2e", "inprocess", "fresh"),
+            action="append",
+            help="run only these sections (repeatable); the report is then not written unless --write",
+        )
+
+    run = h.start(__doc__, __file__, argv, options)
+    args = run.args
     plan = scaled(QUICK if args.quick else FULL, args.scale)
-    write = args.write or not (args.quick or args.no_write or args.only)
     sections = set(args.only or ("e2e", "inprocess", "fresh"))
 
     import wonkalytics
 
-    load_before = os.getloadavg()
-    started = time.monotonic()
-    rng = random.Random(args.seed)
+    rng = run.rng
     report = Report()
     with tempfile.TemporaryDirectory(prefix="wonkalytics-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -989,15 +617,14 @@ def main(argv: list[str] | None = None) -> int:
                 bench_fresh_process(plan, rng, report, tmp)
         finally:
             wonkalytics.shutdown()
-    elapsed = time.monotonic() - started
-    env = environment(load_before)
-    print_table(report)
-    for name, value in env:
-        print(f"{name}: {value}")
-    print(f"Command: {command_line()}  ({elapsed:.0f} s)")
-    if write:
-        write_markdown(report, env, args.output, elapsed, "quick" if args.quick else "full")
-        print(f"Wrote {args.output}")
+    run.finish(
+        "stream_overhead",
+        "Stream overhead (wrapped vs raw openai SDK)",
+        INTRO,
+        report,
+        HOW_TO_READ.split("\n", 2)[2],
+        write=run.write and not args.only,
+    )
     return 0
 
 

@@ -1,8 +1,29 @@
 """FastAPI + Server-Sent Events, every chat recorded by Wonkalytics (the seed README's endpoint, redone).
 
-``POST /generate`` streams the answer as SSE: one ``data`` event per token, then a ``wl_request_id``
-event (the response id the browser scores with) and an ``elapsed_time`` event (seconds).
-``POST /score`` sets that row's score. The row holds the request fields (name, level, language...),
+Install: ``pip install 'wonkalytics[fastapi]'`` (FastAPI, sse-starlette and uvicorn).
+
+``POST /generate`` (JSON body) and ``GET /generate?name=...&level=...`` (the same fields as query
+parameters, for a browser's ``new EventSource(url)``, which can only send GET) stream the answer as
+SSE: one ``data`` event per token, then a ``wl_request_id`` event (the response id the browser
+scores with) and an ``elapsed_time`` event (seconds). ``POST /score`` sets that row's score.
+
+A front end served from another origin (e.g. a Vite dev server on http://localhost:5173) needs CORS:
+set ``CORS_ORIGINS=http://localhost:5173,https://app.example.com`` (or pass ``cors_origins=`` to
+:func:`create_app`), which adds Starlette's ``CORSMiddleware`` for those origins, GET and POST, and
+the ``content-type`` header. ``EventSource`` sends cookies only with ``withCredentials: true``, and
+then the origin must be listed exactly (never ``*``); behind Azure Easy Auth the identity header is
+added by the platform, so no credentials need to cross origins.
+
+Browser side::
+
+    const q = new URLSearchParams({name: "Ada", gender: "f", competence: "analysis", level: "senior",
+        fixed_test_results: "A", free_test_results: "B", tone: "warm", response_type: "summary",
+        language: "en"});
+    const source = new EventSource(`http://localhost:8000/generate?${q}`);
+    source.addEventListener("data", (e) => output.textContent += e.data);
+    source.addEventListener("wl_request_id", (e) => { responseId = e.data; source.close(); });
+
+The row holds the request fields (name, level, language...),
 the caller from Azure Easy Auth's ``X-MS-CLIENT-PRINCIPAL`` header, the prompt, the answer, tokens
 and timings; a client that disconnects mid-stream gives a row with status ``aborted`` and the
 partial answer.
@@ -36,7 +57,8 @@ from typing import Annotated, Any
 
 import openai
 from fastapi import Depends, FastAPI, HTTPException, Request
-from pydantic import BaseModel
+from fastapi.middleware.cors import CORSMiddleware
+from pydantic import BaseModel, ValidationError
 from sse_starlette import EventSourceResponse
 
 import wonkalytics
@@ -97,13 +119,26 @@ def build_messages(req: ExampleRequest) -> list[dict[str, str]]:
     ]
 
 
-def create_app(llm: openai.AsyncOpenAI | None = None, *, model: str | None = None) -> FastAPI:
+async def request_from_query(request: Request) -> ExampleRequest:
+    """The request fields of ``GET /generate`` (query parameters), validated like the POST body."""
+    try:
+        return ExampleRequest.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise HTTPException(status_code=422, detail=exc.errors(include_url=False, include_input=False)) from None
+
+
+def create_app(
+    llm: openai.AsyncOpenAI | None = None, *, model: str | None = None, cors_origins: list[str] | None = None
+) -> FastAPI:
     """The app, on the module's client unless another one is given (tests point one at a fake server).
 
-    The app owns its client: it is closed when the app shuts down.
+    The app owns its client: it is closed when the app shuts down. ``cors_origins`` (default: the
+    comma-separated ``CORS_ORIGINS`` environment variable) lets front ends on those origins call it.
     """
     llm = wonkalytics.wrap(llm) if llm is not None else client  # wrap() of a wrapped client is a no-op
     model = model or MODEL
+    if cors_origins is None:
+        cors_origins = [o.strip() for o in os.environ.get("CORS_ORIGINS", "").split(",") if o.strip()]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -111,9 +146,21 @@ def create_app(llm: openai.AsyncOpenAI | None = None, *, model: str | None = Non
         await llm.close()  # on the server's event loop, which owns the pooled connections
 
     app = FastAPI(title="Wonkalytics FastAPI + SSE example", lifespan=lifespan)
+    if cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["content-type"], allow_credentials=True)
 
     @app.post("/generate", summary="Stream a competence summary as Server-Sent Events")
     async def generate(req: ExampleRequest, identity: Identity) -> EventSourceResponse:
+        return stream_summary(req, identity)
+
+    @app.get("/generate", summary="The same stream for a browser's EventSource (fields as query parameters)")
+    async def generate_get(
+        req: Annotated[ExampleRequest, Depends(request_from_query)], identity: Identity
+    ) -> EventSourceResponse:
+        return stream_summary(req, identity)
+
+    def stream_summary(req: ExampleRequest, identity: dict[str, str]) -> EventSourceResponse:
         messages = build_messages(req)
 
         async def events() -> AsyncIterator[dict[str, Any]]:

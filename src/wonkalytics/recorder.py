@@ -24,6 +24,7 @@ from wonkalytics.interaction import Interaction, Record, new_event_id
 from wonkalytics.internal_errors import log_limited, swallow
 from wonkalytics.ops import Builder, Insert, Op, Outcome, Update
 from wonkalytics.record.build import RowStep, record_builder
+from wonkalytics.record.cost import use_prices_file
 from wonkalytics.record.pipeline import event_row
 from wonkalytics.record.redact import redactor
 from wonkalytics.record.secrets import drop_secrets
@@ -70,7 +71,14 @@ def _sink_factories() -> list[SinkFactory]:
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
         if info.name in _BUILT_IN_SINKS or info.name.startswith("_"):
             continue
-        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        try:
+            module = importlib.import_module(f"{package.__name__}.{info.name}")
+        except ImportError as exc:  # a sink whose library is not installed cannot be on; say so once
+            log_limited(
+                f"sink-import-{info.name}", logging.WARNING,
+                "wonkalytics: the %s sink is not available (%s); install its extra to use it", info.name, exc,
+            )
+            continue
         factory = getattr(module, "from_settings", None)
         if callable(factory):
             factories.append(factory)
@@ -119,6 +127,11 @@ def assemble(settings: Settings, submit: Callable[[Op], None]) -> tuple[Writer, 
         sink = factory(settings, submit)
         if sink is not None:
             sinks.append(sink)
+    try:
+        use_prices_file(settings.prices_file)  # cost_usd is priced on the lanes' threads with these overrides
+    except Exception as exc:  # a broken overrides file must not cost the rows: list prices only
+        logger.error("wonkalytics: WONKALYTICS_PRICES is not usable (%s); pricing from list prices only", exc)
+        use_prices_file(None)
     view = call_view if any(sink.needs_call for sink in sinks) else None
     build = _guarded(record_builder(call_view=view, transforms=row_steps(settings)))
     lanes = [
@@ -180,6 +193,7 @@ class Recorder:
             self.trace_hook = None
         if old is not None:
             old.shutdown()
+            old.release_spools()  # spilled during an outage: the new writer writes them once it can
             old.close_sinks(1.0)
         # Thread start and the spool scan happen here, at start-up, rather than in the first LLM call.
         self.writer.start()

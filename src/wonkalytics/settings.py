@@ -69,8 +69,9 @@ class Settings(BaseSettings):
     durability: Durability = "memory"
     """``memory``: rows wait in a bounded queue; ``disk``: each row is fsynced to a spool first."""
     spool_dir: Path = Path("wonkalytics-spool")
-    queue_size: int = Field(10_000, ge=1)
-    """Rows held in memory before the writer spills to the spool directory."""
+    queue_size: int = Field(5_000, ge=1)
+    """Ops held in memory per sink before the writer spills to the spool directory. An interaction with
+    its texts weighs ~5.5 KB in memory (bench/outage_memory.py): 5,000 keep an outage under ~30 MB."""
     batch_size: int = Field(200, ge=1)
     flush_interval: float = Field(0.2, gt=0)
     """Seconds the writer waits to gather a batch."""

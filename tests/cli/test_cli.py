@@ -198,3 +198,17 @@ def test_recent_rows_reads_only_the_last_few(sqlite_url: str, table_name: str) -
         sa.event.remove(store.engine, "before_cursor_execute", seen)
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
     assert selects and all("LIMIT" in s.upper() for s in selects)
+
+
+@pytest.mark.parametrize("command", [
+    "init",
+    "doctor", "demo",
+])
+def test_the_install_hint_prints_verbatim(command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if importlib.util.find_spec("pyodbc") is not None:
+        pytest.skip("the missing-driver path needs pyodbc to be absent")
+    url = "mssql+pyodbc://sa:Pw-s3cret@127.0.0.1:9/db"
+    args = [command] if command == "demo" else [command, "--database-url", url]
+    done = _cli(*args, cwd=tmp_path, env={"WONKALYTICS_DATABASE_URL": url, "COLUMNS": "200"})
+    assert "pip install 'wonkalytics[mssql]'" in _one_paragraph(done.stdout + done.stderr)
+    assert "Pw-s3cret" not in done.stdout + done.stderr

@@ -76,3 +76,29 @@ def test_sentinels_headers_and_objects_are_made_safe() -> None:
     assert view["kwargs"] == {"model": "m", "messages": [{"role": "user", "content": "hi"}], "user": "odd"}
     assert "secret" not in json.dumps(view)
     assert json_safe(float("nan")) == "nan"
+
+
+def test_redaction_and_secrets_reach_the_structured_call_too() -> None:
+    from wonkalytics.interaction import Interaction
+    from wonkalytics.record.build import record_builder
+    from wonkalytics.record.redact import redactor
+    from wonkalytics.record.secrets import drop_secrets
+    from wonkalytics.record.structured import call_view
+
+    interaction = Interaction(
+        api="chat", event_id="e1", start_time=1.0, end_time=2.0, response_text="mail me at ada@example.com",
+        params={"model": "m", "messages": [{"role": "user", "content": "I am bob@example.com"}]},
+    )
+    scrub = redactor("email")
+    assert scrub is not None
+    record = record_builder(call_view=call_view, transforms=[drop_secrets, scrub])(interaction)
+    assert record.call is not None
+    text = str(record.call)
+    assert "example.com" not in text and "[email]" in text
+
+    def picky(row: dict[str, object]) -> dict[str, object]:
+        return {**row, "messages": str(row["messages"]).upper()} if isinstance(row.get("messages"), str) else \
+            {**row, "messages": row["messages"].upper()}  # type: ignore[union-attr]
+
+    record = record_builder(call_view=call_view, transforms=[picky])(interaction)
+    assert record.call is not None and "messages" not in record.call and "response" not in record.call

@@ -160,3 +160,28 @@ def test_an_update_from_another_process_for_a_row_written_a_second_later(table_n
             process_b.stdout.close()
         default_recorder.shutdown(5)
         run_sql(url, f"DROP TABLE IF EXISTS {table_name}")
+
+
+@pytest.mark.db
+def test_rows_spilled_by_configure_during_an_outage_are_written_by_this_process(
+    table_name: str, tmp_path: Path
+) -> None:
+    url = require_server("postgresql")
+    with FaultProxy(sa.make_url(url).port or 5432) as proxy:
+        through = _through(proxy, url)
+        configure_default(through, table_name, tmp_path / "spool", connect_timeout=2, statement_timeout=2,
+                          exit_timeout=0.5)
+        try:
+            wonkalytics.log(action="warm-up", model="m")
+            assert wonkalytics.flush(10)
+            proxy.refuse()
+            wonkalytics.log(action="spilled-by-configure", model="m")
+            configure_default(through, table_name, tmp_path / "spool", connect_timeout=2, statement_timeout=2)
+            proxy.recover()
+            wonkalytics.log(action="after", model="m")
+            assert wonkalytics.flush(30)
+            actions = [row["action"] for row in read_rows(url, table_name, "row_pk")]
+            assert actions == ["warm-up", "spilled-by-configure", "after"]  # in order, by this process
+        finally:
+            default_recorder.shutdown(5)
+            run_sql(url, f"DROP TABLE IF EXISTS {table_name}")

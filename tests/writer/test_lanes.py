@@ -329,3 +329,20 @@ def test_the_spool_encoder_never_loses_an_op() -> None:
     decoded = decode_op(line).record(BUILD)
     assert decoded.event_id == "odd" and decoded.row["obj"] == "<unprintable Unprintable>"
     assert decoded.row["set"] == [1]
+
+
+def test_at_exit_the_ops_still_in_memory_go_before_those_that_had_spilled(tmp_path: Path) -> None:
+    sink = ListSink()
+    sink.down.set()
+    writer = make_writer(tmp_path, sink, queue_size=3, batch_size=2)
+    for n in range(8):
+        writer.submit(insert(f"e{n}"))  # e0..e2 in memory (one batch of them in flight), e3.. on disk
+    assert writer.shutdown(0.3) is False
+    for path in (tmp_path / "spool" / "list").glob("*.jsonl"):  # the process is gone
+        path.rename(path.with_name(f"{2**22 + 777}-{path.name.split('-', 1)[1]}"))
+    fresh = ListSink()
+    successor = make_writer(tmp_path, fresh)
+    successor.submit(insert("next"))
+    assert successor.flush(10)
+    assert [row["event_id"] for row in fresh.rows] == [f"e{n}" for n in range(8)] + ["next"]
+    successor.shutdown(5)

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Annotated, Literal
 
-import sqlalchemy as sa
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -66,8 +65,7 @@ def run_checks(settings: Settings) -> list[Check]:
         return checks
     checks.append(Check("connection", "ok", "the database answers"))
 
-    schema, _, name = settings.table.rpartition(".")
-    if not sa.inspect(engine).has_table(name, schema=schema or None):
+    if not store.exists():
         checks.append(Check("table", "fail", f"table {settings.table!r} does not exist",
                             "run `wonkalytics init`" + (" (or let the first write create it)"
                                                         if settings.create_table else "")))
@@ -114,12 +112,7 @@ def _write_permission(store: TableStore, settings: Settings, columns: Mapping[st
     if not row:
         return Check("write permission", "warn", "no column to try an insert with", None)
     try:
-        with store.engine.connect() as conn:
-            transaction = conn.begin()
-            try:
-                conn.execute(sa.insert(store.table).values(row))
-            finally:
-                transaction.rollback()
+        store.try_insert(row)
     except Exception as exc:
         return Check("write permission", "fail", _first_line(exc),
                      "GRANT INSERT, UPDATE, SELECT on the table to this user")

@@ -6,7 +6,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
+from wonkalytics.cli.output import describe, fail
 from wonkalytics.errors import WonkalyticsError
 from wonkalytics.settings import load_settings
 from wonkalytics.store.sql import TableStore
@@ -32,12 +34,21 @@ def init(
         bool,
         typer.Option("--views", help="Create (or replace) the reporting views <table>_daily and <table>_calls"),
     ] = False,
+    partition: Annotated[
+        str | None,
+        typer.Option(
+            "--partition",
+            help="PostgreSQL only: 'monthly' creates the table partitioned by month of timestamp, with the "
+            "coming 12 months' partitions (re-run monthly to add more)",
+        ),
+    ] = None,
 ) -> None:
     """Create the analytics table (with its indexes) when it does not exist yet.
 
     Examples: `wonkalytics init`, `wonkalytics init --print-sql --dialect mssql`,
     `wonkalytics init --upgrade --print-sql` (show what an upgrade would run), `wonkalytics init --upgrade`,
     `wonkalytics init --views` (reporting views for Power BI / Excel).
+    `wonkalytics init --partition monthly` (PostgreSQL).
     """
     console = Console()
     try:
@@ -48,16 +59,17 @@ def init(
             return
         if views:
             _views(console, store, settings.column_map, print_sql=print_sql, dialect=dialect)
+        if partition is not None:
+            _partition(console, store, partition, print_sql=print_sql)
             return
         if print_sql:
             typer.echo(store.ddl(dialect or settings.url().get_backend_name()))
             return
         created = store.create_table()
     except WonkalyticsError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        fail(describe(exc))
     state = "created" if created else "already exists"
-    console.print(f"table [bold]{settings.table}[/bold] {state} in {settings.safe_url()}")
+    console.print(Text.assemble("table ", (settings.table, "bold"), f" {state} in {settings.safe_url()}"))
 
 
 def _upgrade(console: Console, store: TableStore, *, print_sql: bool) -> None:
@@ -111,3 +123,24 @@ def _views(console: Console, store: TableStore, column_map: dict[str, str], *, p
     created = create_read_index(store.engine, store.table, column_map)
     if created:
         console.print(f"index [bold]{escape(created)}[/bold] in place (keeps stats and the dashboard fast)")
+
+
+def _partition(console: Console, store: TableStore, every: str, *, print_sql: bool) -> None:
+    """``--partition monthly``: the partitioned default table (PostgreSQL), or its DDL."""
+    from rich.markup import escape
+
+    from wonkalytics.errors import ConfigurationError
+    from wonkalytics.store.dialects import ddl_statements
+    from wonkalytics.store.partition import create_partitioned_table, partition_statements, partitioned_table
+
+    if every != "monthly":
+        raise ConfigurationError(f"--partition {every!r}: the only choice is 'monthly'")
+    schema, _, name = store.name.rpartition(".")
+    if print_sql:
+        statements = ddl_statements(partitioned_table(name, schema=schema or None), "postgresql")
+        for statement in [*statements, *partition_statements(name, schema=schema or None)]:
+            typer.echo(f"{statement};")
+        return
+    created = create_partitioned_table(store.engine, name, schema=schema or None)
+    state = "created, partitioned by month" if created else "already exists; missing monthly partitions added"
+    console.print(f"table [bold]{escape(store.name)}[/bold] {state}")

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from wonkalytics.cli.output import describe, fail
 from wonkalytics.errors import WonkalyticsError
 from wonkalytics.settings import load_settings
 from wonkalytics.writer.replay import replay as run_replay
@@ -67,8 +68,7 @@ def replay(
         build = writer.lanes[0].build
         results = run_replay(settings.spool_dir, {sink.name: sink for sink in sinks}, build)
     except WonkalyticsError as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(1) from None
+        fail(describe(exc))
     failed = False
     for result in results:
         line = f"{result.sink}: {result.written} written, {result.still_rejected} still refused"

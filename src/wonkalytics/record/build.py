@@ -40,6 +40,8 @@ def record_builder(*, call_view: CallView | None = None, transforms: Sequence[Ro
             call = dict(call_view(source)) if call_view is not None else None
             for step in transforms:
                 row = step(row)
+            if call is not None and transforms:
+                call = _transform_call(call, transforms)
             return Record(kind="interaction", event_id=source.event_id, row=row, call=call)
         if isinstance(source, Mapping):
             row = dict(source)
@@ -49,3 +51,19 @@ def record_builder(*, call_view: CallView | None = None, transforms: Sequence[Ro
         raise TypeError(f"cannot record a {type(source).__name__}; expected an Interaction or an event row")
 
     return build
+
+
+_CONTENT_KEYS = ("messages", "response", "kwargs", "error")
+"""Keys of the structured call that carry the conversation (dropped when a step cannot handle them)."""
+
+
+def _transform_call(call: dict[str, Any], transforms: Sequence[RowStep]) -> dict[str, Any]:
+    """The row steps (secrets out, redaction) over the structured call too: what the table does not
+    store unredacted, no other sink gets. A step written for rows that cannot handle the call's
+    shapes (messages as a list, the response as a dict) drops the conversation instead."""
+    try:
+        for step in transforms:
+            call = step(call)
+        return call
+    except Exception:
+        return {key: value for key, value in call.items() if key not in _CONTENT_KEYS}

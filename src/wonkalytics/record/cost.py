@@ -106,7 +106,13 @@ def load_prices_file(path: str | os.PathLike[str]) -> dict[str, ModelPrice]:
     return prices
 
 
-def _listed_price(model: str, provider: str | None, usage: tuple[int, int, int], when: datetime) -> Decimal | None:
+_LINEAR_UP_TO = 100_000
+"""Token counts up to which a model's listed price is taken as linear (checked per model and day by
+:func:`_coefficients`); bigger calls, where tiered prices start (128k/200k), are priced by the package."""
+_COEFFICIENT_CACHE = 4096  # (model, provider, day) entries kept
+
+
+def _calc(model: str, provider: str | None, usage: tuple[int, int, int], when: datetime) -> Decimal | None:
     from genai_prices import Usage, calc_price  # imported on first use: ~20 ms to load its data
 
     prompt, completion, cached = usage
@@ -116,6 +122,65 @@ def _listed_price(model: str, provider: str | None, usage: tuple[int, int, int],
     except LookupError:  # a model (or provider) genai-prices does not know
         return None
     return found.total_price
+
+
+_coefficients_lock = threading.Lock()
+_Coefficients = tuple[Decimal, Decimal, Decimal, Decimal]
+_coefficient_cache: dict[tuple[str, str | None, str], _Coefficients | str] = {}  # or "unknown" / "nonlinear"
+
+
+def _coefficients(model: str, provider: str | None, when: datetime) -> _Coefficients | str:
+    """(fixed, per input, per output, per cached input token) of the model's price on ``when``'s day,
+    when the price is linear up to :data:`_LINEAR_UP_TO` tokens; ``"nonlinear"`` when it is not,
+    ``"unknown"`` when genai-prices does not know the model.
+
+    ``calc_price`` costs ~90 µs per call (measured on the writer thread, bench/writer_cpu.py); with these
+    the price of a call is four multiplications. Linearity is checked, not assumed: the price at the
+    limit must be twice the price at half of it, for each kind of token, and mixed and small calls must
+    cost the sum of their parts.
+    """
+    key = (model, provider, when.date().isoformat())
+    with _coefficients_lock:
+        if key in _coefficient_cache:
+            return _coefficient_cache[key]
+    n = _LINEAR_UP_TO
+    points = [(0, 0, 0), (n, 0, 0), (n // 2, 0, 0), (0, n, 0), (0, n // 2, 0), (n, 0, n), (n // 2, 0, n // 2),
+              (n // 2, n // 2, n // 4), (1000, 1000, 500)]
+    prices = [_calc(model, provider, point, when) for point in points]
+    result: _Coefficients | str = "unknown" if prices[0] is None else "nonlinear"
+    if all(price is not None for price in prices):
+        fixed, p_in, half_in, p_out, half_out, p_cached, half_cached, mixed, small = (
+            Decimal(price) for price in prices  # type: ignore[arg-type]
+        )
+        per_in, per_out = (p_in - fixed) / n, (p_out - fixed) / n
+        per_cached = (p_cached - p_in) / n  # a cached token instead of a fresh one: the difference
+        linear = (
+            p_in - fixed == 2 * (half_in - fixed)
+            and p_out - fixed == 2 * (half_out - fixed)
+            and p_cached - fixed == 2 * (half_cached - fixed)
+            and mixed == fixed + per_in * (n // 2) + per_out * (n // 2) + per_cached * (n // 4)
+            and small == fixed + per_in * 1000 + per_out * 1000 + per_cached * 500  # no tier below half
+        )
+        if linear:
+            result = (fixed, per_in, per_out, per_cached)
+    with _coefficients_lock:
+        if len(_coefficient_cache) >= _COEFFICIENT_CACHE:
+            _coefficient_cache.clear()
+        _coefficient_cache[key] = result
+    return result
+
+
+def _listed_price(model: str, provider: str | None, usage: tuple[int, int, int], when: datetime) -> Decimal | None:
+    prompt, completion, cached = usage
+    cached = min(cached, prompt)
+    if max(prompt, completion) <= _LINEAR_UP_TO:
+        coefficients = _coefficients(model, provider, when)
+        if coefficients == "unknown":
+            return None
+        if not isinstance(coefficients, str):
+            fixed, per_in, per_out, per_cached = coefficients
+            return fixed + per_in * prompt + per_out * completion + per_cached * cached
+    return _calc(model, provider, (prompt, completion, cached), when)
 
 
 def call_cost(

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from wonkalytics.access import field
+from wonkalytics.access import field, is_absent
 
 __all__ = ["SKIPPED_PARAMS", "is_absent", "param_fields"]
 
@@ -37,20 +37,8 @@ SKIPPED_PARAMS: frozenset[str] = frozenset(
         "timeout",
     }
 )
-_SENTINEL_TYPES = frozenset({"NotGiven", "Omit"})
 
 
-def is_absent(value: Any) -> bool:
-    """True for ``None`` and the SDK's ``NOT_GIVEN`` / ``omit`` sentinels.
-
-    The sentinels are recognised by class name, so this works without importing ``openai`` and for
-    the other SDKs generated the same way (they share these names and meaning).
-
-    >>> import openai
-    >>> is_absent(None), is_absent(openai.NOT_GIVEN), is_absent(openai.omit), is_absent(0)
-    (True, True, True, False)
-    """
-    return value is None or type(value).__name__ in _SENTINEL_TYPES
 
 
 def _first_present(params: Mapping[str, Any], *names: str) -> Any:

@@ -55,13 +55,10 @@ Keys of :func:`call_view`'s dict:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime
-from enum import Enum
 from typing import Any
 
-from wonkalytics.access import safe_str
+from wonkalytics.access import is_absent, json_safe, safe_str
 from wonkalytics.interaction import Interaction
-from wonkalytics.record.params import is_absent
 
 __all__ = ["CALL_KEYS", "DROPPED_KWARGS", "assembled_response", "call_view", "json_safe"]
 
@@ -75,40 +72,6 @@ CALL_KEYS: tuple[str, ...] = (
     "trace_context",
 )
 """Every key of :func:`call_view`'s result, in order."""
-
-_MAX_DEPTH = 40
-
-
-def json_safe(value: Any, depth: int = 0) -> Any:
-    """``value`` as plain JSON data: pydantic models dumped, sentinels dropped from containers.
-
-    >>> import openai
-    >>> json_safe({"a": (1, 2), "b": openai.NOT_GIVEN, "c": {3}})
-    {'a': [1, 2], 'c': [3]}
-    """
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if value == value and value not in (float("inf"), float("-inf")) else safe_str(value)
-    if depth > _MAX_DEPTH:
-        return safe_str(value)
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v, depth + 1) for k, v in value.items() if not is_absent(v) or v is None}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [json_safe(v, depth + 1) for v in value if not is_absent(v) or v is None]
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        try:
-            return json_safe(dump(mode="json"), depth + 1)
-        except Exception:  # a broken model: keep what str() says rather than lose the record
-            return safe_str(value)
-    if isinstance(value, Enum):
-        return json_safe(value.value, depth + 1)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8", "replace")
-    return safe_str(value)
 
 
 def _kwargs(params: Mapping[str, Any]) -> dict[str, Any]:

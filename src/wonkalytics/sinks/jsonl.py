@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from wonkalytics.access import json_safe
 from wonkalytics.ops import Builder, Insert, Op
-from wonkalytics.record.structured import json_safe
 from wonkalytics.settings import Settings
 from wonkalytics.sinks.base import Rejection
 

@@ -35,11 +35,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
 
+from wonkalytics.access import json_safe
 from wonkalytics.internal_errors import swallow
 from wonkalytics.ops import Builder, Insert, Op, RowNotFoundError, Update
-from wonkalytics.record.structured import json_safe
 from wonkalytics.settings import Settings
 from wonkalytics.sinks.base import Rejection
 from wonkalytics.store.fit import resolve_column
@@ -114,14 +113,7 @@ class TableRequestIds:
             key_col = resolve_column("response_id", columns, self.column_map)
             if request_col is None or key_col is None:
                 return None
-            table = self.store.table
-            statement = (
-                sa.select(table.c[request_col])
-                .where(table.c[key_col] == sa.bindparam("response_id"), table.c[request_col].is_not(None))
-                .limit(1)
-            )
-            with self.store.engine.connect() as conn:
-                return _as_request_id(conn.execute(statement, {"response_id": response_id}).scalar())
+            return _as_request_id(self.store.lookup(key_col, response_id, request_col))
         except Exception:
             self._paused_until = time.monotonic() + _LOOKUP_PAUSE
             raise

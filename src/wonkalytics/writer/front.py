@@ -66,8 +66,14 @@ class Writer:
         if self._pid != os.getpid():
             self._after_fork()
         deadline = None if timeout is None else time.monotonic() + timeout
-        results = [lane.flush(deadline) for lane in self.lanes]
-        return all(results)
+        while True:
+            before = [lane.submitted for lane in self.lanes]
+            results = [lane.flush(deadline) for lane in self.lanes]
+            if not all(results):
+                return False
+            # A sink may have submitted follow-ups meanwhile (PromptLayer's request id): wait for them too.
+            if [lane.submitted for lane in self.lanes] == before:
+                return True
 
     def pending(self) -> int:
         """Ops submitted and not yet handled, summed over the lanes."""
@@ -95,6 +101,11 @@ class Writer:
                 )
             left += spilled
         return left == 0
+
+    def release_spools(self) -> None:
+        """Hand what the lanes left on disk to the next writer of this process (``configure()``)."""
+        for lane in self.lanes:
+            lane.spool.release()
 
     def close_sinks(self, timeout: float) -> None:
         """Release every sink's connections, sharing ``timeout``."""

@@ -69,6 +69,7 @@ class Lane:
         self._queue: deque[Op] = deque()
         self._in_flight: list[Op] = []
         self._pending: list[Update] = []
+        self._retrying = 0  # parked updates in a retry round right now (still pending for health())
         self._pending_keys: dict[_Key, int] = {}
         self._pending_rounds = 0
         self._next_pending_at = math.inf
@@ -117,15 +118,21 @@ class Lane:
             self._submitted += count
         self._wake.set()
 
-    def _spool_ops(self, ops: list[Op]) -> int:
+    def _spool_ops(self, ops: list[Op], *, first: bool = False) -> int:
         lines = []
         for op in ops:
             if isinstance(op, Update) and op.outcome is not None:
                 self._outcomes[op.id] = op.outcome
             lines.append(encode_op(op, self.build))
-        count = self.spool.append_many(lines)
+        count = self.spool.prepend(lines) if first else self.spool.append_many(lines)
         self.counters.add(spooled=count)
         return count
+
+    @property
+    def submitted(self) -> int:
+        """Ops submitted to this lane so far (the front compares it to see follow-ups arrive)."""
+        with self._cond:
+            return self._submitted
 
     def queued(self) -> int:
         """Ops waiting in memory and in this process's spool."""
@@ -133,7 +140,7 @@ class Lane:
 
     def health(self) -> SinkHealth:
         """This lane's counters, now."""
-        return self.counters.snapshot(queued=self.queued(), pending_updates=len(self._pending))
+        return self.counters.snapshot(queued=self.queued(), pending_updates=len(self._pending) + self._retrying)
 
     def flush(self, deadline: float | None) -> bool:
         """Wait until every op submitted so far is handled; False when ``deadline`` (monotonic) passed."""
@@ -177,7 +184,7 @@ class Lane:
         spilled = 0
         if left:
             try:
-                spilled = self._spool_ops(left)
+                spilled = self._spool_ops(left, first=True)  # older than what had spilled already
             except Exception:
                 swallow(f"saving {len(left)} queued {self.name} ops to the spool at exit", "they were lost")
         self.spool.close()
@@ -272,12 +279,13 @@ class Lane:
                     if isinstance(op, Update) and op.outcome is not None:
                         self._outcomes[op.id] = op.outcome
                 self.spool.give_back(path, count, position)
+                self._mark_done(position - done)  # progress so far; the rest is counted when written
                 return False
             position += len(chunk)
-            self._mark_done(len(chunk))
         self.spool.remove(path)
-        if len(lines) < count:
-            self._mark_done(count - len(lines))  # torn lines of a crash: nothing to write
+        # Counted only now, so that flush() returning means the segment is gone from disk too (a torn
+        # last line of a crash is counted here as well: there is nothing to write for it).
+        self._mark_done(count - done)
         return True
 
     def _mark_done(self, count: int) -> None:
@@ -294,8 +302,11 @@ class Lane:
                 rejections = self.sink.write(ops, self.build)
             except Exception as exc:
                 if not self.sink.is_transient(exc):
-                    ops = self._one_by_one(ops, transient=False)
-                    continue
+                    remaining = self._one_by_one(ops, transient=False)
+                    if len(remaining) < len(ops):
+                        ops = remaining
+                        continue
+                    # No progress: the first op failed as an outage does; back off like one.
                 attempt += 1
                 self.counters.failure(_describe(exc))
                 if attempt >= ISOLATE_AFTER:
@@ -409,7 +420,12 @@ class Lane:
         self._next_pending_at = math.inf
         self._pending_rounds += 1
         rounds = self._pending_rounds
-        if not self._deliver(ops):  # stopped: keep them for the spool
+        self._retrying = len(ops)
+        try:
+            delivered = self._deliver(ops)
+        finally:
+            self._retrying = 0
+        if not delivered:  # stopped: keep them for the spool
             for op in ops:
                 if isinstance(op, Update):
                     self._park(op)

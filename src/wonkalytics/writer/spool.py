@@ -14,6 +14,7 @@ The line format is :mod:`wonkalytics.ops` (versioned); release 0.1 kept bare row
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -27,11 +28,23 @@ __all__ = ["REJECTED_PREFIX", "Spool", "ensure_private_dir", "open_private", "se
 _SUFFIX = ".jsonl"
 REJECTED_PREFIX = "rejected-"
 _LOADED_AT = time.time()  # files with our pid written before this are a previous incarnation's
+# Segments a lane of this process left behind when it was shut down (configure() replaces the writer,
+# shutdown() during an outage): the next lane of this process on that directory takes them over, so
+# they are written by this process once the database is back, not only by the next one to start.
+_released: set[Path] = set()
+_released_lock = threading.Lock()
 
 
 def ensure_private_dir(directory: Path) -> None:
-    """Create ``directory`` (and parents) owner-only; tighten it when it exists with wider rights."""
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Create ``directory`` owner-only, and its parent (the spool root) too when we create it; tighten
+    ``directory`` when it exists with wider rights. (``mkdir(parents=True)`` gives parents the umask's
+    mode, so the spool root is created on its own.)"""
+    for level in (directory.parent, directory):
+        if level.is_dir():
+            continue
+        level.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            level.chmod(0o700)  # whatever the umask
     try:
         if directory.stat().st_mode & 0o077:
             directory.chmod(0o700)
@@ -105,6 +118,27 @@ class Spool:
             self._active_rows += count
         return count
 
+    def prepend(self, lines: list[bytes]) -> int:
+        """Put ops on disk *before* every segment this spool holds (they are older: at exit, the ops
+        still in memory were queued before the ones that had spilled); returns how many."""
+        if not lines:
+            return 0
+        with self._lock:
+            if self._active is not None:
+                self._seal_locked()
+            stamps = [int(part) for path, _ in self._closed
+                      if (part := path.stem.split("-")[1] if "-" in path.stem else "").isdigit()]
+            stamp = min(stamps) - 1 if stamps else time.time_ns()
+            ensure_private_dir(self.directory)
+            path = self.directory / f"{os.getpid()}-{stamp}{_SUFFIX}"
+            with open_private(path) as handle:
+                handle.writelines(lines)
+                handle.flush()
+                if self.fsync:
+                    os.fsync(handle.fileno())
+            self._closed.insert(0, (path, len(lines)))
+        return len(lines)
+
     def pending(self) -> int:
         """Ops this process has spooled and not yet handed out (sealed and active segments)."""
         with self._lock:
@@ -153,7 +187,10 @@ class Spool:
             if pid is None or path in known:
                 continue
             if pid == mine and not _older_than_this_process(path):
-                continue
+                with _released_lock:
+                    if path not in _released:
+                        continue  # another live lane's
+                    _released.discard(path)
             if pid != mine and _pid_alive(pid):
                 continue
             ensure_private_dir(self.directory)
@@ -201,9 +238,27 @@ class Spool:
             if self._active is not None:
                 self._seal_locked()
 
+    def release(self) -> None:
+        """Hand this spool's sealed segments to the next lane of this process on the same directory."""
+        with self._lock:
+            if self._active is not None:
+                self._seal_locked()
+            paths = [path for path, _ in self._closed]
+            self._closed, self._progress = [], {}
+        with _released_lock:
+            _released.update(paths)
+
     def reset_after_fork(self) -> None:
         """In a forked child: forget the parent's open file and segments (the parent drains them)."""
         self._lock = threading.Lock()
         self._active, self._active_path, self._active_rows = None, None, 0
         self._closed = []
         self._progress = {}
+        _forget_released()
+
+
+def _forget_released() -> None:
+    """In a forked child: the parent's released segments are the parent's to write."""
+    global _released_lock
+    _released_lock = threading.Lock()  # the parent may have held it at fork time
+    _released.clear()
