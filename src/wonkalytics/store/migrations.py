@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection, Dialect
 from wonkalytics.store import dialects as d
 from wonkalytics.store.fit import column_index
 from wonkalytics.store.schema import DEFAULT_COLUMNS, ROW_KEY
+from wonkalytics.store.views import read_index
 
 __all__ = ["MIGRATIONS_TABLE", "STEPS", "Plan", "Step", "plan_upgrade", "upgrade"]
 
@@ -149,6 +150,18 @@ def _score_float(table: sa.Table, dialect: Dialect) -> Plan:
     return Plan(name, [sql], "stores scores exactly (87.6 stays 87.6)")
 
 
+def _read_index(table: sa.Table, dialect: Dialect) -> Plan:
+    name = "m006_read_index"
+    index = read_index(table, dialect)
+    if index is None:
+        return Plan(name, [], "no covering read index on this database (the timestamp index serves reads)")
+    if any(existing.name == index.name for existing in table.indexes):
+        return Plan(name, [], f"{index.name} is there")
+    return Plan(name, [str(sa.schema.CreateIndex(index).compile(dialect=dialect))],
+                "a covering index for stats and the dashboard (bench/read_side.py: the period's count 1.7 s -> "
+                "29 ms on 1M rows)")
+
+
 STEPS: tuple[Step, ...] = (
     Step("m001_add_default_columns", "add the default columns the table lacks", _add_default_columns),
     Step("m002_index_timestamp", "index timestamp (time-range reads)",
@@ -157,6 +170,7 @@ STEPS: tuple[Step, ...] = (
          _index_step("m003_index_response_id", "response_id")),
     Step("m004_unique_event_id", "make event_id unique (idempotent retries)", _unique_event_id),
     Step("m005_score_float", "score as a float on a table created by release 0.1", _score_float),
+    Step("m006_read_index", "a covering index for the read side", _read_index),
 )
 """Every migration, in order."""
 
