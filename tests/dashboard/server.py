@@ -17,7 +17,7 @@ DEADLINE = 10.0
 def running(app: Any) -> Iterator[str]:
     """Yield the base URL of ``app`` served on 127.0.0.1; stop the server cleanly afterwards."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="uvicorn-dashboard", daemon=True)
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()
     deadline = time.monotonic() + DEADLINE
     while not server.started:

@@ -7,10 +7,9 @@ import base64
 import importlib.util
 import json
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -18,9 +17,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from tests.conftest import configure_default, read_rows
+from tests.dashboard.server import running
 
 import wonkalytics
 from wonkalytics.recorder import Recorder, default_recorder
@@ -69,25 +67,6 @@ def example() -> Iterator[ModuleType]:
         env.setitem(sys.modules, name, module)
         spec.loader.exec_module(module)
         yield module
-
-
-@contextmanager
-def running(app: FastAPI) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free port in a thread; yields its base URL, stops it cleanly."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="uvicorn-example", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + DEADLINE
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.005)
-    try:
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(DEADLINE)
-        assert not thread.is_alive(), "uvicorn did not stop"
 
 
 @pytest.fixture
