@@ -44,6 +44,39 @@ SERVER_URLS = {"postgresql": POSTGRES_URL, "mariadb": MARIADB_URL}
 # --- statistics ------------------------------------------------------------------------------------
 
 
+def run_children(script: str, flag: str, specs: Sequence[dict[str, Any]], *, timeout: float) -> list[dict[str, Any]]:
+    """Start ``script flag <spec>`` per spec, wait until each prints ``ready``, release them together
+    with ``go`` (so start-up is out of the clock), and return each one's last line as JSON."""
+    import json
+
+    children = [
+        subprocess.Popen([sys.executable, script, flag, json.dumps(spec)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        for spec in specs
+    ]
+    try:
+        for child in children:
+            assert child.stdout is not None
+            if child.stdout.readline().strip() != "ready":
+                raise RuntimeError("a child process failed to start")
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        results = []
+        for child in children:
+            out, _ = child.communicate(timeout=timeout)
+            if child.returncode:
+                raise RuntimeError(f"a child process exited with {child.returncode}")
+            results.append(json.loads(out.strip().splitlines()[-1]))
+        return results
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+
+
 def median(values: Sequence[float]) -> float:
     """The median, NaN for no values."""
     return statistics.median(values) if values else math.nan

@@ -26,7 +26,6 @@ that exactly its rows landed.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 import threading
@@ -135,32 +134,9 @@ def child_ingest(spec_json: str) -> None:
 
 def processes(url: str, table: str, rows: int, count: int, tmp: Path) -> float:
     """Wall seconds for ``count`` processes to record and flush ``rows`` in all (start-up excluded)."""
-    children = []
-    for index in range(count):
-        spec = {"url": url, "table": table, "rows": rows // count, "index": index, "spool": str(tmp / f"p{index}")}
-        children.append(
-            subprocess.Popen(
-                [sys.executable, __file__, CHILD_FLAG, json.dumps(spec)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                cwd=h.ROOT,
-            )
-        )
-    for child in children:
-        assert child.stdout is not None
-        if child.stdout.readline().strip() != "ready":
-            raise RuntimeError("a producer process failed to start")
-    for child in children:
-        assert child.stdin is not None
-        child.stdin.write("go\n")
-        child.stdin.flush()
-    results = []
-    for child in children:
-        out, _ = child.communicate(timeout=900)
-        if child.returncode:
-            raise RuntimeError(f"a producer process exited with {child.returncode}")
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    specs = [{"url": url, "table": table, "rows": rows // count, "index": index, "spool": str(tmp / f"p{index}")}
+             for index in range(count)]
+    results = h.run_children(__file__, CHILD_FLAG, specs, timeout=900)
     return max(r["end"] for r in results) - min(r["start"] for r in results)
 
 

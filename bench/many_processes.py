@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -106,31 +105,7 @@ def child(spec_json: str) -> None:
 
 
 def launch(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    children = [
-        subprocess.Popen(
-            [sys.executable, __file__, CHILD_FLAG, json.dumps(spec)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=h.ROOT,
-        )
-        for spec in specs
-    ]
-    for proc in children:
-        assert proc.stdout is not None
-        if proc.stdout.readline().strip() != "ready":
-            raise RuntimeError("a child process failed to start")
-    for proc in children:
-        assert proc.stdin is not None
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-    results = []
-    for proc in children:
-        out, _ = proc.communicate(timeout=1800)
-        if proc.returncode:
-            raise RuntimeError(f"a child process exited with {proc.returncode}")
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    return results
+    return h.run_children(__file__, CHILD_FLAG, specs, timeout=1800)
 
 
 def scores_in_place(url: str, table: str, expected: dict[str, float]) -> int:
