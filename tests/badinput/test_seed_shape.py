@@ -42,8 +42,8 @@ def test_the_seed_wrapper_shape_renders_system_msg_and_messages_as_the_seed_did(
     assert _write_to_azure_sql(SEED_ITEM) is True
     row = wl.one()
     assert row["system_msg"] == "Respond very shortly."  # the last system message
-    assert row["messages"] == ("system:\nGuess a number between 1 and 10.\n\n"
-                               "user:\nYou must guess a number between 1 and 10.\n\nassistant:\n7\n\n")
+    # earlier system messages are in neither column (the seed's _map_messages_to_keyvals)
+    assert row["messages"] == "user:\nYou must guess a number between 1 and 10.\n\nassistant:\n7\n\n"
     assert (row["model"], row["temperature"], row["max_tokens"], row["name"], row["email"]) == (
         "gpt-4-1106-preview", 1, 4096, "Ada", "ada@example.com")
     assert row["response_id"] == "chatcmpl-seed-1" and row["start_time"] == 1700000000.0

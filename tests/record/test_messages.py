@@ -47,7 +47,8 @@ def test_seed_messages() -> None:
     }
 
 
-def test_the_last_system_message_wins_and_earlier_ones_stay_in_messages() -> None:
+def test_the_last_system_message_wins_and_earlier_ones_are_in_neither_column() -> None:
+    """The seed's _map_messages_to_keyvals: only non-system messages are rendered (contract, messages)."""
     messages = [
         {"role": "system", "content": "first"},
         {"role": "user", "content": "hi"},
@@ -57,7 +58,7 @@ def test_the_last_system_message_wins_and_earlier_ones_stay_in_messages() -> Non
     ]
     assert render_conversation(messages) == (
         "second",
-        "system:\nfirst\n\nuser:\nhi\n\nassistant:\nhello\n\nuser:\nbye\n\n",
+        "user:\nhi\n\nassistant:\nhello\n\nuser:\nbye\n\n",
     )
 
 
@@ -67,7 +68,7 @@ def test_developer_counts_as_system() -> None:
         {"role": "developer", "content": "new"},
         {"role": "user", "content": "q"},
     ]
-    assert render_conversation(messages) == ("new", "system:\nold\n\nuser:\nq\n\n")
+    assert render_conversation(messages) == ("new", "user:\nq\n\n")
 
 
 def test_no_system_message() -> None:
@@ -255,7 +256,7 @@ def test_a_system_message_in_input_wins_over_instructions() -> None:
     }
     assert responses_message_fields(params) == {
         "system_msg": "specific",
-        "messages": "instructions:\ngeneral\n\nuser:\nq\n\n",
+        "messages": "user:\nq\n\n",
     }
 
 

@@ -5,8 +5,10 @@ Rules (chat completions and the Responses API alike):
 * The **last** message whose role is ``system`` or ``developer`` (OpenAI's newer name for the same
   thing) becomes ``system_msg``. For the Responses API, ``instructions`` counts as a system message
   placed before ``input``, so a system/developer message inside ``input`` wins over it.
-* Every other message, earlier system messages included, is rendered as ``"{role}:\\n{content}\\n\\n"``
-  and the renderings are concatenated into ``messages``. Nothing of the prompt is lost.
+* Every message whose role is not ``system``/``developer`` is rendered as
+  ``"{role}:\\n{content}\\n\\n"`` and the renderings are concatenated into ``messages``. Earlier
+  system messages (and ``instructions`` overridden by one in ``input``) are in neither column: this is
+  the seed's ``_map_messages_to_keyvals`` exactly (shared contract, "messages").
 * Content given as a list of parts: text parts joined by ``"\\n"``; images as
   ``[image: <url>]`` (a data URL becomes ``data:image/png;base64,… (N bytes)``: a base64 blob never
   reaches the row); audio as ``[audio]``; files as ``[file: <name or id>]``.
@@ -205,10 +207,9 @@ def render_conversation(items: Any, *, instructions: Any = None) -> tuple[str | 
     elif not isinstance(items, list | tuple):  # a bare string, a single message, anything else
         items = [items]
     rendered: list[tuple[str, str]] = []
-    system_at: int | None = None
+    system_msg: str | None = None
     if not is_absent(instructions):
-        system_at = 0
-        rendered.append(("instructions", render_content(instructions)))
+        system_msg = render_content(instructions)
     for item in items:
         if isinstance(item, str):
             rendered.append(("user", item))
@@ -217,11 +218,11 @@ def render_conversation(items: Any, *, instructions: Any = None) -> tuple[str | 
         if role is None:
             rendered.append(_render_item(item))
             continue
-        if role in SYSTEM_ROLES:
-            system_at = len(rendered)
+        if role in SYSTEM_ROLES:  # the last one wins; earlier ones are in neither column (the seed)
+            system_msg = _render_message(role, item)[1]
+            continue
         rendered.append(_render_message(role, item))
-    system_msg = None if system_at is None else rendered[system_at][1]
-    text = "".join(f"{label}:\n{body}\n\n" for at, (label, body) in enumerate(rendered) if at != system_at)
+    text = "".join(f"{label}:\n{body}\n\n" for label, body in rendered)
     return system_msg, text
 
 
