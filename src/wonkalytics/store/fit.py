@@ -11,8 +11,11 @@ exact name, then a case-insensitive match -- used alike by inserts, updates and 
    that is not, an exact match beats a case-insensitive one, and otherwise the first field wins;
 3. drops fields that have no column, and raises :class:`~wonkalytics.errors.NoMatchingColumnsError`
    when no field outside :data:`AUTOMATIC_FIELDS` has one;
-4. coerces each value to its column's kind (``None`` stays ``None``; what cannot be converted
-   becomes ``None`` rather than an error):
+4. coerces each value to its column's kind (``None`` stays ``None``). A value the column cannot hold
+   exactly (87.6 into an INTEGER column, "abc" into a number column, NaN) is *refused*: that one
+   field is left out of the row with a warning naming table, column, type and value, and the rest of
+   the row is stored -- "stored exactly or refused loudly", as ``score()`` does for updates, never a
+   silent NULL:
 
    ==========  ===========================================================================
    text        ``str`` as is; dict/list/tuple/set as JSON; datetime/date as ISO; bytes decoded
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import numbers
 import re
@@ -43,6 +47,7 @@ from typing import Any, Literal
 
 from wonkalytics.access import field, safe_str
 from wonkalytics.errors import NoMatchingColumnsError
+from wonkalytics.internal_errors import log_limited
 
 __all__ = [
     "AUTOMATIC_FIELDS",
@@ -400,4 +405,26 @@ def fit_to_table(
 
     if not has_payload:
         raise NoMatchingColumnsError(row.keys(), table, columns)
-    return {column: coerce(value, columns[column]) for column, (_, value) in chosen.items()}
+    fitted: dict[str, Any] = {}
+    for column, (_, value) in chosen.items():
+        kind = columns[column]
+        result = coerce(value, kind)
+        if result is None and value is not None:
+            _warn_refused(table, column, kind, value)
+            continue
+        fitted[column] = result
+    return fitted
+
+
+def _warn_refused(table: str, column: str, kind: ColumnKind, value: Any) -> None:
+    """Say loudly (once a minute per column) that a field was left out of a row rather than NULLed."""
+    try:
+        exact_value(value, kind, column=column)
+        why = f"column {column!r} cannot hold a {type(value).__name__} value"
+    except ValueError as error:
+        why = str(error)
+    log_limited(
+        f"refused-{table}-{column}", logging.WARNING,
+        "wonkalytics: a field was left out of a row of table %r (the rest of the row is stored): %s",
+        table, why,
+    )
