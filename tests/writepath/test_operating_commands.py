@@ -38,6 +38,7 @@ def test_doctor_on_a_healthy_setup(
     assert runner.invoke(app, ["init", "--database-url", db_url, "--table", table_name]).exit_code == 0
     code, report = _doctor("--database-url", db_url, "--table", table_name)
     assert code == 0 and report["ok"] is True
+    assert report["warned"] == [] and report["failed"] == []
     for name in ("url and driver", "connection", "table", "columns", "idempotency", "write permission", "spool"):
         assert _status(report, name) == "ok", report
     assert read_rows(db_url, table_name, "row_pk") == []  # the write check was rolled back
@@ -57,7 +58,9 @@ def test_doctor_on_a_wrong_url_and_a_missing_table(sqlite_url: str, table_name: 
 def test_doctor_lists_missing_columns(db_url: str, table_name: str) -> None:
     run_sql(db_url, f"CREATE TABLE {table_name} (event_id VARCHAR(64), model VARCHAR(64))")
     code, report = _doctor("--database-url", db_url, "--table", table_name)
-    assert code == 0  # rows land; some fields are not stored
+    # rows land, but some fields are not stored and retries can duplicate: the contract says exit 1
+    assert code == 1 and report["ok"] is False
+    assert report["warned"] == ["columns", "idempotency"] and report["failed"] == []
     columns = next(c for c in report["checks"] if c["name"] == "columns")  # type: ignore[union-attr]
     assert columns["status"] == "warn" and "response" in columns["detail"] and "--upgrade" in columns["fix"]
     assert _status(report, "idempotency") == "warn"

@@ -3,7 +3,10 @@
 Checks, in order (a failed one stops those that need it): the URL and its driver, the connection,
 the table, its columns against the default schema (and the column map against the table), the
 unique ``event_id``, write permission (an INSERT in a transaction that is rolled back), the spool
-backlog and rejected ops, and each configured sink. Exit status 0 when nothing failed, 1 otherwise.
+backlog and rejected ops, and each configured sink. Exit status 0 only when every check is ``ok``;
+1 when any check failed *or warned* (missing default columns, no ``event_id`` so retries can
+duplicate rows, a spool backlog, ...), as the contract says. ``--json`` prints ``ok``, the names of the
+checks that ``warned`` and ``failed``, and every check.
 """
 
 from __future__ import annotations
@@ -174,13 +177,18 @@ def doctor(
         checks = [Check("settings", "fail", str(exc), "fix the setting named above")]
     else:
         checks = run_checks(settings)
-    ok = all(check.status != "fail" for check in checks)
+    warned = [check.name for check in checks if check.status == "warn"]
+    failed = [check.name for check in checks if check.status == "fail"]
+    ok = not warned and not failed  # the contract: 0 only when everything is fine, 1 otherwise
     if as_json:
-        typer.echo(json.dumps({"ok": ok, "checks": [asdict(check) for check in checks]}))
+        typer.echo(json.dumps({"ok": ok, "warned": warned, "failed": failed,
+                               "checks": [asdict(check) for check in checks]}))
     else:
         report = Table("check", "", "detail", "what to do")
         marks = {"ok": "[green]ok[/green]", "warn": "[yellow]warn[/yellow]", "fail": "[red]FAIL[/red]"}
         for check in checks:
             report.add_row(check.name, marks[check.status], escape(check.detail), escape(check.fix or ""))
         console.print(report)
+        if warned and not failed:
+            console.print(f"[yellow]{len(warned)} check(s) warned:[/yellow] {escape(', '.join(warned))}")
     raise typer.Exit(0 if ok else 1)
