@@ -19,6 +19,8 @@ import wonkalytics
 from wonkalytics.analytics import _write_to_azure_sql
 from wonkalytics.recorder import default_recorder
 
+from .conftest import Setup
+
 
 @pytest.fixture
 def int_score_table(db_url: str, table_name: str, tmp_path: Path, durability: str) -> Iterator[str]:
@@ -67,3 +69,30 @@ def test_a_fractional_score_through_log_keeps_the_rest_of_the_row(
     assert [(r["username"], r["action"], r["score"]) for r in rows] == [("bob", "rated", None), ("cy", "rated", 3)]
     messages = _refusals(caplog)
     assert len(messages) == 1 and "'score'" in messages[0] and "2.5" in messages[0], messages
+
+
+class _KeyWithoutStr:
+    """A dict key whose str() raises (an app's own object used as a request field's key)."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str for this key")
+
+    __repr__ = __str__
+
+    def __hash__(self) -> int:
+        return 7
+
+
+def test_a_request_key_whose_str_raises_drops_that_key_only(
+    wl_sqlite: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="wonkalytics")
+    client = wl_sqlite.client()
+    client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "hi"}],
+        wl_request={"name": "Ann", _KeyWithoutStr(): "lost", "level": "senior",  # type: ignore[call-arg]
+                    "nested": {_KeyWithoutStr(): 1}, "language": "nl"},
+    )
+    row = wl_sqlite.one()
+    assert (row["name"], row["level"], row["language"], row["status"]) == ("Ann", "senior", "nl", "ok")
+    assert any("_KeyWithoutStr" in r.getMessage() and "dropped" in r.getMessage() for r in caplog.records)

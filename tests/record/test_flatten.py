@@ -130,3 +130,12 @@ def test_flatten_and_strip_never_crash_and_leave_no_nesting(value: Any) -> None:
     assert not any(isinstance(v, Mapping) and v for v in flat.values())
     for key in flat:
         assert not any(key.startswith(prefix) and len(key) > len(prefix) for prefix in PREFIXES)
+
+
+def test_a_key_whose_str_raises_is_dropped_alone() -> None:
+    class NoStr:
+        def __str__(self) -> str:
+            raise RuntimeError("no str")
+
+    assert flatten({"name": "Ann", NoStr(): 1, "request": {NoStr(): 2, "level": "x"}}) == {
+        "name": "Ann", "request_level": "x"}

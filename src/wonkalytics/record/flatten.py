@@ -12,9 +12,12 @@ Both steps are pure ``dict -> new dict`` functions and both resolve collisions t
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
+
+from wonkalytics.internal_errors import log_limited
 
 __all__ = ["OPAQUE_KEYS", "PREFIXES", "SEPARATOR", "flatten", "strip_prefixes"]
 
@@ -28,7 +31,8 @@ OPAQUE_KEYS: frozenset[str] = frozenset({"auth_info"})
 def flatten(item: Mapping[Any, Any], *, opaque: frozenset[str] = OPAQUE_KEYS) -> dict[str, Any]:
     """Flatten nested mappings to ``PARENT_CHILD`` keys, to any depth; lists stay values.
 
-    Keys are turned into strings; an empty nested mapping has no leaves and disappears; a mapping
+    Keys are turned into strings; a key whose ``str()`` raises is dropped (that key alone, with a
+    warning: the other fields of the row are kept); an empty nested mapping has no leaves and disappears; a mapping
     under a key named in ``opaque`` stays one value, as does a mapping that contains itself.
 
     >>> flatten({"request": {"name": "Ann", "scores": {"math": 9}}, "tags": ["a"]})
@@ -40,13 +44,28 @@ def flatten(item: Mapping[Any, Any], *, opaque: frozenset[str] = OPAQUE_KEYS) ->
     while pending:
         prefix, mapping, ancestors = pending.popleft()
         for raw_key, value in mapping.items():
-            key = raw_key if isinstance(raw_key, str) else str(raw_key)
+            if isinstance(raw_key, str):
+                key = raw_key
+            else:
+                try:
+                    key = str(raw_key)
+                except Exception:  # the app's own object: it must not cost the row its other fields
+                    _warn_unprintable(raw_key)
+                    continue
             name = prefix + key
             if isinstance(value, Mapping) and key not in opaque and id(value) not in ancestors:
                 pending.append((name + SEPARATOR, value, (*ancestors, id(value))))
             elif name not in flat:
                 flat[name] = value
     return flat
+
+
+def _warn_unprintable(raw_key: object) -> None:
+    log_limited(
+        "unprintable-key", logging.WARNING,
+        "wonkalytics: a field key of type %s has no str() (it raised); that one field was dropped, "
+        "the rest of the row is kept", type(raw_key).__name__,
+    )
 
 
 def _strip(key: str) -> tuple[str, int]:
