@@ -6,14 +6,18 @@ files. Each line is ``{"kind", "event_id", "row", "call"}`` (``call`` for LLM ca
 :mod:`wonkalytics.record.structured`), then, for score / update_row_property, update lines
 ``{"kind": "update", "id", "key_field", "key", "field", "value", "at"}``.
 
-Guarantees: a batch is appended with one ``write`` on an ``O_APPEND`` descriptor and fsynced
-before the lane counts it written; each process writes only its own file, so many workers on one
-host never interleave; files are created 0600 (the directory 0700). A retried batch may repeat
-lines that reached the disk before a crash; ``event_id`` (or the update's ``id``) tells them apart.
+Guarantees: a batch is appended whole or not at all -- written on an ``O_APPEND`` descriptor and
+fsynced before the lane counts it written; when a write or the fsync fails part-way (a full or
+failing disk), the file is truncated back to its size before the batch and the error goes to the lane,
+which retries the batch whole (two records are never merged into one broken line); each process
+writes only its own file, so many workers on one host never interleave; files are created 0600
+(the directory 0700). A retried batch may repeat lines that reached the disk before a crash;
+``event_id`` (or the update's ``id``) tells them apart.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -69,12 +73,26 @@ class JsonLinesSink:
             return []
         data = b"".join(lines)
         fd = self._open(self.path_for(self._clock()))
-        view = memoryview(data)
-        while view:  # O_APPEND keeps each write() at the end; a short write continues where it stopped
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
+        start = os.lseek(fd, 0, os.SEEK_END)  # only this process's lane writes this file
+        try:
+            view = memoryview(data)
+            while view:  # O_APPEND keeps each write() at the end; a short write continues where it stopped
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        except BaseException:
+            self._truncate(fd, start)
+            raise
         return []
+
+    def _truncate(self, fd: int, size: int) -> None:
+        """Cut a batch that reached the disk in part back off, so the retry appends it whole."""
+        try:
+            os.ftruncate(fd, size)
+        except OSError:  # cannot cut it: start the next batch on a fresh line rather than glue onto it
+            with contextlib.suppress(OSError):
+                os.write(fd, b"\n")
+            self._drop()
 
     def _line(self, op: Op, build: Builder) -> bytes:
         if isinstance(op, Insert):
