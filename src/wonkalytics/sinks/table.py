@@ -82,7 +82,15 @@ class TableSink:
     # -- the sink protocol -------------------------------------------------------------------------
 
     def write(self, ops: Sequence[Op], build: Builder) -> list[Rejection]:
-        """Apply the ops in order: runs of inserts as one batch, each update after the inserts before it."""
+        """Apply the ops in order: runs of inserts as one batch, each update after the inserts before it.
+
+        The whole batch is one transaction: a failure rolls back its earlier inserts as well, so a
+        retry never stores them twice (a team table may have no ``event_id`` to skip them by).
+        """
+        with self.store.one_transaction():
+            return self._write(ops, build)
+
+    def _write(self, ops: Sequence[Op], build: Builder) -> list[Rejection]:
         rejections: list[Rejection] = []
         run: list[dict[str, Any]] = []
         for op in ops:

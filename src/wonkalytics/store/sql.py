@@ -119,6 +119,7 @@ class TableStore:
         self._safe_url = safe_url(self.url)
         self._lock = threading.Lock()
         self._reflected: _Reflected | None = None
+        self._batch = threading.local()  # .conn: the open transaction of one_transaction() on this thread
 
     def __repr__(self) -> str:
         return f"TableStore({self._safe_url!r}, {self.name!r})"
@@ -302,24 +303,29 @@ class TableStore:
     def insert_many(self, rows: Sequence[Mapping[str, Any]]) -> int:
         """Insert rows in one transaction; returns how many were inserted (best effort).
 
-        Rows are grouped by their set of keys and each group is one ``executemany``. When the table
+        Consecutive rows with the same set of keys are one ``executemany``; rows are stored in the
+        order given (a batch of alternating field sets is not regrouped). When the table
         has a unique ``event_id``, a row whose event_id already exists is skipped (retries are safe).
         Every key must be a column of the table (:class:`UnknownColumnError` otherwise, before any SQL).
         """
         if not rows:
             return 0
         state = self._state()
-        groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+        groups: list[tuple[frozenset[str], list[dict[str, Any]]]] = []  # runs, in submission order
         for row in rows:
             for key in row:
                 if not isinstance(key, str) or key not in state.names:
                     raise UnknownColumnError(str(key), self.name, state.names)
-            groups.setdefault(frozenset(row), []).append(dict(row))
+            keys = frozenset(row)
+            if groups and groups[-1][0] == keys:
+                groups[-1][1].append(dict(row))
+            else:
+                groups.append((keys, [dict(row)]))
 
         def insert(conn: Connection) -> int:
             return sum(
                 self._insert_group(conn, state, self._plan(conn, state, keys), group)
-                for keys, group in groups.items()
+                for keys, group in groups
             )
 
         try:
@@ -443,8 +449,31 @@ class TableStore:
 
     # -- transactions and errors -------------------------------------------------------------------
 
+    @contextmanager
+    def one_transaction(self) -> Iterator[None]:
+        """Every :meth:`insert_many` / :meth:`update_where` of this thread inside is one transaction.
+
+        A sink's batch (inserts, an update, more inserts) lands whole or not at all: when a later
+        statement fails, the earlier inserts are rolled back too, so the lane's retry cannot store them
+        a second time on a table without ``event_id`` to tell them apart (issue 15, item 13). A
+        deadlock inside is raised (the lane retries the batch) rather than rerun statement by statement.
+        """
+        if getattr(self._batch, "conn", None) is not None:
+            yield
+            return
+        with self._errors("write to"), statement_deadline(self.statement_timeout), self.engine.begin() as conn:
+            self._batch.conn = conn
+            try:
+                yield
+            finally:
+                self._batch.conn = None
+
     def _transaction(self, operation: str, work: Callable[[Connection], _T]) -> _T:
         """Run ``work`` in one transaction; rerun it when the database broke a deadlock by aborting it."""
+        batch: Connection | None = getattr(self._batch, "conn", None)
+        if batch is not None:
+            with self._errors(operation):
+                return work(batch)
         with self._errors(operation):
             for attempt in range(1, _DEADLOCK_ATTEMPTS + 1):
                 try:
