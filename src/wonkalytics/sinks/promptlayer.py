@@ -258,7 +258,9 @@ class PromptLayerSink:
             while len(self._request_ids) > _MEMORY:
                 self._request_ids.popitem(last=False)
         try:
-            self._submit(Update(key=event_id, key_field="event_id", field="pl_request_id", value=str(request_id)))
+            # optional: a team table without a pl_request_id column skips it (one warning), not a rejected op
+            self._submit(Update(key=event_id, key_field="event_id", field="pl_request_id", value=str(request_id),
+                                optional=True))
         except Exception:
             swallow("queueing PromptLayer's request id", "the row's pl_request_id stays empty")
 
