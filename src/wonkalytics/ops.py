@@ -20,6 +20,7 @@ A line without ``"v"`` is a row spooled by release 0.1 (a plain row dict): it is
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -78,6 +79,17 @@ class Outcome:
 
 
 _build_lock = threading.Lock()
+
+
+def _new_build_lock() -> None:
+    """In a forked child: a lane thread of the parent may have held the lock (a slow ``redact``) at fork
+    time, and that thread does not exist here to release it."""
+    global _build_lock
+    _build_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_build_lock)
 
 
 @dataclass(eq=False, slots=True)

@@ -140,7 +140,9 @@ class PromptLayerSink:
             raise ValueError("PromptLayer needs an API key (PROMPTLAYER_API_KEY)")
         self._key = api_key
         self._submit = submit
-        self.base_url = base_url.rstrip("/")
+        # Credentials in the URL (https://user:pass@host) go to httpx as basic auth and nowhere else:
+        # base_url is what error texts, log lines and repr show, and httpx logs the request URL.
+        self.base_url, self._auth = _split_credentials(base_url)
         self._lookup = request_ids
         self._score_fields = frozenset(f.casefold() for f in score_fields)
         self._timeout = timeout
@@ -256,7 +258,9 @@ class PromptLayerSink:
             while len(self._request_ids) > _MEMORY:
                 self._request_ids.popitem(last=False)
         try:
-            self._submit(Update(key=event_id, key_field="event_id", field="pl_request_id", value=str(request_id)))
+            # optional: a team table without a pl_request_id column skips it (one warning), not a rejected op
+            self._submit(Update(key=event_id, key_field="event_id", field="pl_request_id", value=str(request_id),
+                                optional=True))
         except Exception:
             swallow("queueing PromptLayer's request id", "the row's pl_request_id stays empty")
 
@@ -283,7 +287,7 @@ class PromptLayerSink:
         if client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = httpx.Client(timeout=self._timeout, follow_redirects=False)
+                    self._client = httpx.Client(timeout=self._timeout, follow_redirects=False, auth=self._auth)
                 client = self._client
         return client
 
@@ -308,7 +312,22 @@ class PromptLayerSink:
         raise PromptLayerRefusedError(f"PromptLayer refused {path} with {status}: {message}")
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
+        for secret in (self._key, *(self._auth or ())):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+
+def _split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``url`` without its user-info, and that user-info as a (user, password) pair for basic auth.
+
+    >>> _split_credentials("https://ada:s3cret@pl.example/")
+    ('https://pl.example', ('ada', 's3cret'))
+    """
+    parsed = httpx.URL(url)
+    if not parsed.userinfo:
+        return url.rstrip("/"), None
+    return str(parsed.copy_with(userinfo=b"")).rstrip("/"), (parsed.username, parsed.password)
 
 
 def _message(response: httpx.Response) -> str:

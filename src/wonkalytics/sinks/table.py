@@ -118,7 +118,7 @@ class TableSink:
             if op.optional:
                 if op.field not in self._skipped_optional:
                     self._skipped_optional.add(op.field)
-                    logger.info("wonkalytics: table %r has no %s column; not stored", self.store.name, op.field)
+                    logger.warning("wonkalytics: table %r has no %s column; not stored", self.store.name, op.field)
                 return None
             return UnknownColumnError(op.field if column is None else op.key_field, self.store.name, columns)
         try:

@@ -4,12 +4,19 @@
 ``shutdown`` share one deadline across the lanes (each waits only for what is left of it), and a
 forked child starts with fresh lanes. At interpreter exit every writer is shut down with its
 ``exit_timeout``; what is still queued then goes to the spool for the next process.
+
+A ``multiprocessing`` child started with ``fork`` or ``forkserver`` ends with ``os._exit``: no atexit
+hook runs there. Its writers are shut down by a ``multiprocessing.util.Finalize`` instead, armed once
+multiprocessing has cleared the finalizers inherited from the parent (``register_after_fork``) and
+whenever a writer is created in such a child (the task configured it itself).
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import multiprocessing
+import multiprocessing.util
 import os
 import time
 import weakref
@@ -35,6 +42,7 @@ class Writer:
         self._pid = os.getpid()
         self._closed = False
         _writers.add(self)
+        _arm_child_exit()
 
     def lane(self, name: str) -> Lane | None:
         """The lane of sink ``name``, if configured."""
@@ -137,6 +145,28 @@ def _flush_at_exit() -> None:
             writer.shutdown()
         except Exception:
             swallow("flushing analytics ops at exit", "unwritten ops may be lost")
+
+
+_child_exit: multiprocessing.util.Finalize | None = None
+
+
+def _arm_child_exit(*_: object) -> None:
+    """In a multiprocessing child: run the exit flush when multiprocessing ends it (os._exit skips atexit)."""
+    global _child_exit
+    if multiprocessing.parent_process() is None:
+        return
+    if _child_exit is not None and _child_exit.still_active():
+        return
+    # Priority 10: before multiprocessing's own finalizers (queues, pools) that run at 0 and below.
+    _child_exit = multiprocessing.util.Finalize(None, _flush_at_exit, exitpriority=10)
+
+
+class _AfterFork:
+    """multiprocessing calls its after-fork hooks after clearing the parent's finalizers (weakly held)."""
+
+
+_after_fork_token = _AfterFork()
+multiprocessing.util.register_after_fork(_after_fork_token, _arm_child_exit)
 
 
 if hasattr(os, "register_at_fork"):

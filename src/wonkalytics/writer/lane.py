@@ -463,6 +463,7 @@ class Lane:
 
     def after_fork(self) -> None:
         """In a forked child (Gunicorn --preload): start clean; the parent writes its own ops."""
+        self.counters = Counters(self.name)  # its lock may have been held at fork; the counts are the parent's
         self._init_state()
         self.spool.reset_after_fork()
         try:
