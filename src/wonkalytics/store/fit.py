@@ -46,7 +46,7 @@ from enum import Enum
 from typing import Any, Literal
 
 from wonkalytics.access import field, safe_str
-from wonkalytics.errors import NoMatchingColumnsError
+from wonkalytics.errors import NoMatchingColumnsError, SchemaError
 from wonkalytics.internal_errors import log_limited
 
 __all__ = [
@@ -387,11 +387,12 @@ def fit_to_table(
 
     Raises:
         NoMatchingColumnsError: no field other than the automatic ones (timestamp, ids) has a column.
+        SchemaError: every such field's value was refused (the writer sets the row aside for replay).
     """
     folded = _column_index_of(tuple(columns))
     renames = column_map or {}
 
-    chosen: dict[str, tuple[tuple[bool, bool], Any]] = {}  # column -> (rank, value); lower rank wins
+    chosen: dict[str, tuple[tuple[bool, bool], Any, str]] = {}  # column -> (rank, value, field); lower rank wins
     has_payload = False
     for name, value in row.items():
         column = resolve_column(name, columns, renames, folded=folded)
@@ -401,28 +402,42 @@ def fit_to_table(
         mapped = name in renames
         rank = (not mapped, column != renames.get(name, name))
         if column not in chosen or rank < chosen[column][0]:
-            chosen[column] = (rank, value)
+            chosen[column] = (rank, value, name)
 
     if not has_payload:
         raise NoMatchingColumnsError(row.keys(), table, columns)
     fitted: dict[str, Any] = {}
-    for column, (_, value) in chosen.items():
+    kept_payload = False
+    refused: list[tuple[str, str]] = []  # (column, why)
+    for column, (_, value, name) in chosen.items():
         kind = columns[column]
         result = coerce(value, kind)
         if result is None and value is not None:
-            _warn_refused(table, column, kind, value)
+            refused.append((column, _refusal(column, kind, value)))
             continue
         fitted[column] = result
+        kept_payload = kept_payload or name not in AUTOMATIC_FIELDS
+    if refused and not kept_payload:  # nothing of the app's would land: set the row aside, whole
+        reasons = "; ".join(why for _, why in refused)
+        raise SchemaError(
+            f"no field of the row could be stored in table {table!r}: {reasons}. The row is set aside; "
+            "`wonkalytics spool replay` writes it once the columns can hold its values."
+        )
+    for column, why in refused:
+        _warn_refused(table, column, why)
     return fitted
 
 
-def _warn_refused(table: str, column: str, kind: ColumnKind, value: Any) -> None:
-    """Say loudly (once a minute per column) that a field was left out of a row rather than NULLed."""
+def _refusal(column: str, kind: ColumnKind, value: Any) -> str:
     try:
         exact_value(value, kind, column=column)
-        why = f"column {column!r} cannot hold a {type(value).__name__} value"
     except ValueError as error:
-        why = str(error)
+        return str(error)
+    return f"column {column!r} cannot hold a {type(value).__name__} value"
+
+
+def _warn_refused(table: str, column: str, why: str) -> None:
+    """Say loudly (once a minute per column) that a field was left out of a row rather than NULLed."""
     log_limited(
         f"refused-{table}-{column}", logging.WARNING,
         "wonkalytics: a field was left out of a row of table %r (the rest of the row is stored): %s",
