@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from wonkalytics._version import __version__ as __version__
 from wonkalytics.capture.client import is_wrapped, wrap
 from wonkalytics.capture.context import context
 from wonkalytics.capture.streams import response_id_of
@@ -62,8 +63,6 @@ __all__ = [
     "update_row_property",
     "wrap",
 ]
-
-__version__ = "0.1.0"
 
 
 def configure(

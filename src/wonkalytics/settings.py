@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,19 +25,61 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
 from wonkalytics.errors import ConfigurationError
-from wonkalytics.record.redact import check_redact
 from wonkalytics.store.engine import safe_url
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "DEFAULT_TABLE",
     "MAX_NAME_LENGTH",
+    "REDACTOR_NAMES",
     "Durability",
     "Settings",
     "check_database_url",
     "check_keywords",
+    "check_redact",
     "load_settings",
 ]
+
+REDACTOR_NAMES: tuple[str, ...] = ("email", "phone")
+"""The built-in redactors a ``redact`` setting may name (``record.redact.BUILTIN_REDACTORS`` holds them)."""
+
+
+def check_redact(value: Any) -> tuple[Callable[..., Any] | str, ...] | None:
+    """Validate a ``redact`` setting; returns it as a tuple of callables and built-in names (or None).
+
+    A string may name several built-ins, comma-separated (``"email,phone"``, as in the environment).
+
+    >>> check_redact("email, phone")
+    ('email', 'phone')
+    >>> check_redact("emails")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: redact: unknown redactor 'emails' (did you mean 'email'?); ...
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        items: list[Any] = [part.strip() for part in value.split(",") if part.strip()]
+    elif callable(value):
+        items = [value]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise ValueError(
+            f"redact must be a callable row -> row, a built-in name ('email', 'phone') or a list of them; "
+            f"got {type(value).__name__}"
+        )
+    for item in items:
+        if callable(item):
+            continue
+        if not isinstance(item, str) or item not in REDACTOR_NAMES:
+            close = difflib.get_close_matches(str(item), list(REDACTOR_NAMES), n=1) if isinstance(item, str) else []
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"redact: unknown redactor {item!r}{hint}; use a callable row -> row or the built-ins "
+                + ", ".join(repr(name) for name in REDACTOR_NAMES)
+            )
+    return tuple(items) or None
 
 DEFAULT_DATABASE_URL = "sqlite:///wonkalytics.db"
 DEFAULT_TABLE = "wonkalytics_interactions"

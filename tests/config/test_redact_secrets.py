@@ -101,3 +101,10 @@ def test_drop_secrets_recursively_and_masks_known_values() -> None:
     assert clean == {"model": "gpt-4o", "metadata": {"headers": {}, "list": [{}, "ok"]},
                      "error": "AuthenticationError: Incorrect API key provided: ***", "short": "pw"}
     assert row["api_key"] == "sk-live-123456"  # pure
+
+
+def test_the_names_settings_accepts_are_the_built_in_redactors() -> None:
+    from wonkalytics.record.redact import BUILTIN_REDACTORS
+    from wonkalytics.settings import REDACTOR_NAMES
+
+    assert tuple(BUILTIN_REDACTORS) == REDACTOR_NAMES

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import openai
 import pytest
-from tests.conftest import read_rows
+from tests.conftest import configure_default, read_rows
 
 import wonkalytics
 from wonkalytics.errors import ConfigurationError
@@ -18,6 +18,7 @@ from wonkalytics.interaction import Interaction
 from wonkalytics.record import cost
 from wonkalytics.record.cost import ModelPrice, call_cost, interaction_cost, load_prices_file
 from wonkalytics.record.pipeline import interaction_row
+from wonkalytics.recorder import default_recorder
 from wonkalytics.testing import FakeOpenAI
 
 WHEN = datetime(2026, 1, 15, tzinfo=UTC)
@@ -76,6 +77,8 @@ def test_interaction_part_uses_the_prices_setting(tmp_path: Path, monkeypatch: p
                               end_time=WHEN.timestamp() + 1, prompt_tokens=600, completion_tokens=400)
     monkeypatch.setattr(cost, "_prices_file", cost._PricesFile())
     monkeypatch.setenv("WONKALYTICS_PRICES", str(path))
+    assert interaction_cost(interaction) == {"cost_usd": None}  # record/ reads no settings itself
+    cost.use_prices_file(path)  # what the recorder hands over from the prices_file setting
     assert interaction_cost(interaction) == {"cost_usd": pytest.approx(0.001)}
     assert interaction_row(interaction)["cost_usd"] == pytest.approx(0.001)
     path.write_text(json.dumps({"team-model": {"input": 2, "output": 2}}))  # re-read when the file changes
@@ -84,6 +87,25 @@ def test_interaction_part_uses_the_prices_setting(tmp_path: Path, monkeypatch: p
     assert interaction_cost(interaction)["cost_usd"] == pytest.approx(0.002)
     cost.use_prices_file(None)
     assert interaction_cost(interaction) == {"cost_usd": None}
+
+
+def test_the_prices_setting_reaches_the_rows_through_the_recorder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_url: str, table_name: str, fake: FakeOpenAI
+) -> None:
+    path = tmp_path / "prices.json"
+    path.write_text(json.dumps({"team-model": {"input": 1, "output": 1}}))
+    monkeypatch.setattr(cost, "_prices_file", cost._PricesFile())
+    monkeypatch.setenv("WONKALYTICS_PRICES", str(path))
+    configure_default(sqlite_url, table_name, tmp_path / "spool")
+    try:
+        client = wonkalytics.wrap(openai.OpenAI(base_url=fake.base_url, api_key="k", max_retries=0))
+        client.chat.completions.create(model="team-model", messages=[{"role": "user", "content": "hi"}])
+        assert wonkalytics.flush(10)
+        (row,) = read_rows(sqlite_url, table_name)
+        assert row["cost_usd"] == pytest.approx((row["prompt_tokens"] + row["completion_tokens"]) / 1e6)
+    finally:
+        default_recorder.shutdown(5)
+        cost.use_prices_file(None)
 
 
 def test_cost_lands_in_the_row(recorder: object, sqlite_url: str, table_name: str, fake: FakeOpenAI) -> None:

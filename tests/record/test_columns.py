@@ -236,9 +236,8 @@ def test_coerces_to_column_kinds() -> None:
         "action": "5",
         "temperature": 0.7,
         "max_tokens": 4096,
-        "score": None,
         "start_time": 1.5,
-    }
+    }  # "n/a" cannot be a number: the score field is refused (left out, with a warning), not NULLed
 
 
 def test_none_stays_none() -> None:
@@ -337,7 +336,7 @@ def test_output_has_only_table_columns_with_values_of_the_right_type(
 ) -> None:
     try:
         fitted = fit_to_table(row, columns, table="t", column_map=column_map)
-    except NoMatchingColumnsError:
+    except SchemaError:  # no column matched, or every payload value was refused: the row is set aside
         return
     assert set(fitted) <= set(columns)
     assert fitted, "a payload field matched, so the row cannot be empty"
@@ -371,3 +370,20 @@ def test_coerce_one_value_as_fit_to_table_does() -> None:
     assert coerce("0.5", "float") == 0.5
     unknown_kind: Any = "blob"
     assert coerce(5, unknown_kind) == "5"
+
+
+def test_a_row_whose_every_payload_value_is_refused_is_set_aside() -> None:
+    with pytest.raises(SchemaError, match=r"'score'.*87\.6.*set aside"):
+        fit_to_table({"score": 87.6, "timestamp": 0}, {"score": "int", "timestamp": "datetime"}, table="t")
+
+
+def test_the_compiled_plan_follows_the_table_and_a_column_map_changed_in_place() -> None:
+    columns: dict[str, ColumnKind] = {"points": "int", "score": "float", "action": "text"}
+    column_map = {"score": "points"}
+    row = {"action": "a", "score": "7"}
+    assert fit_to_table(row, columns, table="t", column_map=column_map) == {"action": "a", "points": 7}
+    column_map["score"] = "score"  # the same dict object, new contents: a new plan
+    assert fit_to_table(row, columns, table="t", column_map=column_map) == {"action": "a", "score": 7.0}
+    other: dict[str, ColumnKind] = {"Action": "text", "score": "text"}  # another table, same field set
+    assert fit_to_table(row, other, table="u") == {"Action": "a", "score": "7"}
+    assert fit_to_table({"score": "7", "action": "a"}, other, table="u") == {"score": "7", "Action": "a"}

@@ -225,24 +225,19 @@ class _PricesFile:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._path: Path | None = None
-        self._configured = False
         self._stamp: float | None = None
         self._prices: dict[str, ModelPrice] = {}
 
     def use(self, path: str | os.PathLike[str] | None) -> None:
         with self._lock:
             self._path = None if path is None else Path(path)
-            self._configured, self._stamp, self._prices = True, None, {}
+            self._stamp, self._prices = None, {}
         if path is not None:
             load_prices_file(path)  # a bad file is refused where it is given
 
     def current(self) -> dict[str, ModelPrice]:
         with self._lock:
-            if not self._configured:
-                from wonkalytics.settings import load_settings
-
-                self._path, self._configured = load_settings().prices_file, True
-            if self._path is None:
+            if self._path is None:  # none handed over (yet): list prices only; record/ reads no settings
                 return {}
             try:
                 stamp = self._path.stat().st_mtime
@@ -259,7 +254,8 @@ _prices_file = _PricesFile()
 def use_prices_file(path: str | os.PathLike[str] | None) -> None:
     """Price calls with this overrides file from now on (``configure(prices_file=...)``); None: list prices only.
 
-    Without a call, the ``WONKALYTICS_PRICES`` setting is read once, on the first priced call.
+    The recorder hands over the ``prices_file`` setting (``WONKALYTICS_PRICES``) whenever it assembles
+    its sinks; until then calls are priced from list prices only (record/ never reads the settings).
     """
     _prices_file.use(path)
 

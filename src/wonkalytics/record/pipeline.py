@@ -29,7 +29,7 @@ Key renaming and collisions are described in :mod:`.flatten`; columns and coerci
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -39,7 +39,7 @@ from wonkalytics.record.flatten import flatten, strip_prefixes
 from wonkalytics.record.identity import apply_auth_info
 from wonkalytics.record.messages import chat_message_fields, prompt_fields, responses_message_fields
 from wonkalytics.record.params import param_fields
-from wonkalytics.store.fit import AUTOMATIC_FIELDS
+from wonkalytics.store.fit import AUTOMATIC_FIELDS, to_datetime
 
 __all__ = [
     "APP_FIELD_STEPS",
@@ -95,8 +95,7 @@ def event_row(item: Mapping[str, Any], *, now: datetime) -> dict[str, Any]:
     ...           now=datetime(2024, 1, 1))
     {'action': 'login', 'email': 'ann@example.com', 'timestamp': datetime.datetime(2024, 1, 1, 0, 0)}
     """
-    if now.tzinfo is not None:
-        now = now.astimezone(UTC).replace(tzinfo=None)
+    now = to_datetime(now) or now  # the one naive-UTC rule (store.fit.to_datetime)
     return run_steps(_as_dict(item), (*APP_FIELD_STEPS, partial(with_default_timestamp, now=now)))
 
 
@@ -124,13 +123,6 @@ def explicit_identity(interaction: Interaction) -> dict[str, Any]:
     return {str(key): value for key, value in interaction.identity.items()}
 
 
-def _utc_naive(epoch: float) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(epoch, UTC).replace(tzinfo=None)
-    except (OverflowError, OSError, ValueError, TypeError):
-        return None
-
-
 def measured(interaction: Interaction) -> dict[str, Any]:
     """Part: what the wrapper observed. ``id`` is the response id (the seed scores rows by it),
     else the event id; empty ``tags`` / ``metadata`` are recorded as ``None``."""
@@ -138,7 +130,7 @@ def measured(interaction: Interaction) -> dict[str, Any]:
     return {
         "event_id": i.event_id,
         "id": i.response_id or i.event_id,
-        "timestamp": _utc_naive(i.start_time),
+        "timestamp": to_datetime(i.start_time),
         "start_time": i.start_time,
         "end_time": i.end_time,
         "status": i.status,

@@ -23,11 +23,12 @@ the table (fields without a column are dropped) or passes a callable that remove
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
+
+from wonkalytics.settings import check_redact
 
 __all__ = ["BUILTIN_REDACTORS", "IDENTITY_FIELDS", "Redactor", "check_redact", "redact_email",
            "redact_phone", "redactor"]
@@ -90,44 +91,6 @@ def redact_phone(row: dict[str, Any]) -> dict[str, Any]:
 
 BUILTIN_REDACTORS: dict[str, Redactor] = {"email": redact_email, "phone": redact_phone}
 """The names ``redact`` accepts, and their functions."""
-
-
-def check_redact(value: Any) -> tuple[Callable[..., Any] | str, ...] | None:
-    """Validate a ``redact`` setting; returns it as a tuple of callables and built-in names (or None).
-
-    A string may name several built-ins, comma-separated (``"email,phone"``, as in the environment).
-
-    >>> check_redact("email, phone")
-    ('email', 'phone')
-    >>> check_redact("emails")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: redact: unknown redactor 'emails' (did you mean 'email'?); ...
-    """
-    if value is None:
-        return None
-    if isinstance(value, str):
-        items: list[Any] = [part.strip() for part in value.split(",") if part.strip()]
-    elif callable(value):
-        items = [value]
-    elif isinstance(value, list | tuple):
-        items = list(value)
-    else:
-        raise ValueError(
-            f"redact must be a callable row -> row, a built-in name ('email', 'phone') or a list of them; "
-            f"got {type(value).__name__}"
-        )
-    for item in items:
-        if callable(item):
-            continue
-        if not isinstance(item, str) or item not in BUILTIN_REDACTORS:
-            close = difflib.get_close_matches(str(item), list(BUILTIN_REDACTORS), n=1) if isinstance(item, str) else []
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(
-                f"redact: unknown redactor {item!r}{hint}; use a callable row -> row or the built-ins "
-                + ", ".join(repr(name) for name in BUILTIN_REDACTORS)
-            )
-    return tuple(items) or None
 
 
 def _checked(function: Callable[..., Any]) -> Redactor:

@@ -35,6 +35,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from wonkalytics._version import __version__
 from wonkalytics.errors import ConfigurationError
 from wonkalytics.ops import Builder, Insert, Op
 from wonkalytics.settings import Settings
@@ -182,8 +183,6 @@ class OTelSink:
     ) -> None:
         if trace is None:  # pragma: no cover
             raise ConfigurationError("the OpenTelemetry sink needs opentelemetry-api: pip install 'wonkalytics[otel]'")
-        from wonkalytics import __version__
-
         self.capture_content = capture_content
         # Proxies when no provider is set yet: an app that installs its providers later is still served.
         self._tracer = trace.get_tracer(_SCOPE, __version__, tracer_provider=tracer_provider)

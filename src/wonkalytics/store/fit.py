@@ -40,13 +40,15 @@ import math
 import numbers
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from enum import Enum
+from types import MappingProxyType
 from typing import Any, Literal
 
 from wonkalytics.access import field, safe_str
-from wonkalytics.errors import NoMatchingColumnsError
+from wonkalytics.errors import NoMatchingColumnsError, SchemaError
 from wonkalytics.internal_errors import log_limited
 
 __all__ = [
@@ -387,44 +389,99 @@ def fit_to_table(
 
     Raises:
         NoMatchingColumnsError: no field other than the automatic ones (timestamp, ids) has a column.
+        SchemaError: every such field's value was refused (the writer sets the row aside for replay).
     """
-    folded = _column_index_of(tuple(columns))
-    renames = column_map or {}
-
-    chosen: dict[str, tuple[tuple[bool, bool], Any]] = {}  # column -> (rank, value); lower rank wins
-    has_payload = False
-    for name, value in row.items():
-        column = resolve_column(name, columns, renames, folded=folded)
-        if column is None:
-            continue
-        has_payload = has_payload or name not in AUTOMATIC_FIELDS
-        mapped = name in renames
-        rank = (not mapped, column != renames.get(name, name))
-        if column not in chosen or rank < chosen[column][0]:
-            chosen[column] = (rank, value)
-
-    if not has_payload:
+    renames = column_map if column_map else _NO_MAP  # one object for "no map", so its plans are found
+    plan = _plan_for(tuple(row), columns, renames)
+    if not plan.has_payload:
         raise NoMatchingColumnsError(row.keys(), table, columns)
     fitted: dict[str, Any] = {}
-    for column, (_, value) in chosen.items():
-        kind = columns[column]
-        result = coerce(value, kind)
+    kept_payload = False
+    refused: list[tuple[str, str]] = []  # (column, why)
+    for name, column, kind, convert, payload in plan.steps:
+        value = row[name]
+        result = convert(value)
         if result is None and value is not None:
-            _warn_refused(table, column, kind, value)
+            refused.append((column, _refusal(column, kind, value)))
             continue
         fitted[column] = result
+        kept_payload = kept_payload or payload
+    if refused and not kept_payload:  # nothing of the app's would land: set the row aside, whole
+        reasons = "; ".join(why for _, why in refused)
+        raise SchemaError(
+            f"no field of the row could be stored in table {table!r}: {reasons}. The row is set aside; "
+            "`wonkalytics spool replay` writes it once the columns can hold its values."
+        )
+    for column, why in refused:
+        _warn_refused(table, column, why)
     return fitted
 
 
-def _warn_refused(table: str, column: str, kind: ColumnKind, value: Any) -> None:
-    """Say loudly (once a minute per column) that a field was left out of a row rather than NULLed."""
+def _refusal(column: str, kind: ColumnKind, value: Any) -> str:
     try:
         exact_value(value, kind, column=column)
-        why = f"column {column!r} cannot hold a {type(value).__name__} value"
     except ValueError as error:
-        why = str(error)
+        return str(error)
+    return f"column {column!r} cannot hold a {type(value).__name__} value"
+
+
+def _warn_refused(table: str, column: str, why: str) -> None:
+    """Say loudly (once a minute per column) that a field was left out of a row rather than NULLed."""
     log_limited(
         f"refused-{table}-{column}", logging.WARNING,
         "wonkalytics: a field was left out of a row of table %r (the rest of the row is stored): %s",
         table, why,
     )
+
+
+@dataclass(frozen=True)
+class _FitPlan:
+    """How rows with one sequence of field names fit one table: compiled once, then reused per row.
+
+    Resolving each field's column (column map, exact, case-folded), ranking fields that land on one
+    column and looking up each converter was the per-row work of the fit; with a plan per table and
+    field set it is done once (rows of one kind repeat the same keys).
+    """
+
+    columns: Mapping[str, ColumnKind]
+    column_map: dict[str, str]
+    steps: tuple[tuple[str, str, ColumnKind, Callable[[Any], Any], bool], ...]  # field, column, kind, convert, payload
+    has_payload: bool
+
+
+_NO_MAP: Mapping[str, str] = MappingProxyType({})
+_PLANS: dict[tuple[int, int, tuple[str, ...]], _FitPlan] = {}
+_MAX_PLANS = 1024  # distinct (table, column map, field set) combinations kept; beyond, start afresh
+
+
+def _plan_for(keys: tuple[str, ...], columns: Mapping[str, ColumnKind], renames: Mapping[str, str]) -> _FitPlan:
+    cache_key = (id(columns), id(renames), keys)
+    plan = _PLANS.get(cache_key)
+    # The ids are only a hint: the plan holds its mapping objects and is used only for those very
+    # objects, with the same column map contents (a map changed in place compiles a new plan).
+    if plan is not None and plan.columns is columns and plan.column_map == renames:
+        return plan
+    plan = _compile(keys, columns, renames)
+    if len(_PLANS) >= _MAX_PLANS:
+        _PLANS.clear()
+    _PLANS[cache_key] = plan
+    return plan
+
+
+def _compile(keys: tuple[str, ...], columns: Mapping[str, ColumnKind], renames: Mapping[str, str]) -> _FitPlan:
+    folded = _column_index_of(tuple(columns))
+    chosen: dict[str, tuple[tuple[bool, bool], str]] = {}  # column -> (rank, field); lower rank wins
+    has_payload = False
+    for name in keys:
+        column = resolve_column(name, columns, renames, folded=folded)
+        if column is None:
+            continue
+        has_payload = has_payload or name not in AUTOMATIC_FIELDS
+        rank = (name not in renames, column != renames.get(name, name))
+        if column not in chosen or rank < chosen[column][0]:
+            chosen[column] = (rank, name)
+    steps = tuple(
+        (name, column, columns[column], _COERCE.get(columns[column], to_text), name not in AUTOMATIC_FIELDS)
+        for column, (_, name) in chosen.items()
+    )
+    return _FitPlan(columns, dict(renames), steps, has_payload)
