@@ -195,6 +195,9 @@ class Lane:
                 # parked update was counted twice, and flush() returned True with later ops unwritten.
                 with self._cond:
                     self._submitted += counted_done
+                # Ops submitted after this (a late op restarts the lane) queue behind these on disk, as
+                # behind adopted ones: else a newer score ran first and the older one, spooled, won.
+                self._spilling = True
         self.spool.close()
         return spilled
 
