@@ -118,7 +118,9 @@ class Update:
 
     ``field`` and ``key_field`` are our field names (or a team's column names); the table sink
     resolves them to columns. ``value`` has been checked against the column's type at submit time.
-    ``first_tried`` is when a sink first found no row for it (epoch seconds), for ``update_grace``.
+    ``first_tried`` is when a sink first found no row for it (epoch seconds): data, spooled so that
+    ``update_grace`` spans a restart. The deadline itself runs on the monotonic clock
+    (``missing_since``), so a wall-clock step neither gives an update up at once nor keeps it a day.
     """
 
     key: Any
@@ -131,14 +133,21 @@ class Update:
     """A sink's follow-up (e.g. ``pl_request_id``): skipped, not refused, on a table without that column."""
     outcome: Outcome | None = None
     """Set by the primary sink's lane; not spooled (a waiter lives only in this process)."""
+    missing_since: float | None = dataclass_field(default=None, repr=False)
+    """``time.monotonic()`` when this process first found no row (back-dated by what the spool says)."""
     kind: Literal["update"] = "update"
 
-    def note_missing(self, now: float | None = None) -> float:
+    def note_missing(self) -> float:
         """Remember when the row was first missing; returns how long it has been missing (seconds)."""
-        now = time.time() if now is None else now
-        if self.first_tried is None:
-            self.first_tried = now
-        return now - self.first_tried
+        now = time.monotonic()
+        if self.missing_since is None:
+            wall = time.time()
+            if self.first_tried is None:
+                self.first_tried = wall
+            # Missing in an earlier process already (spooled): only that part is measured by the wall
+            # clock, as the processes share no other; never negative.
+            self.missing_since = now - max(0.0, wall - self.first_tried)
+        return now - self.missing_since
 
 
 Op = Insert | Update

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import socket
+import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,3 +101,36 @@ def test_a_team_table_without_pl_request_id_skips_the_follow_up_quietly(
     assert not list((tmp_path / "spool").rglob("*rejected*"))
     notes = [r for r in caplog.records if "pl_request_id" in r.getMessage()]
     assert len(notes) == 1 and notes[0].levelno == logging.WARNING, [r.getMessage() for r in notes]
+
+
+EXIT_SCRIPT = textwrap.dedent("""
+    import sys
+    import openai, wonkalytics
+    url, table, spool, pl_url, openai_url, key = sys.argv[1:7]
+    wonkalytics.configure(database_url=url, table=table, spool_dir=spool, flush_interval=0.01,
+                          promptlayer_api_key=key, promptlayer_base_url=pl_url)
+    if openai_url:
+        client = wonkalytics.wrap(openai.OpenAI(base_url=openai_url, api_key="sk-test", max_retries=0))
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        # the last call of the process: no flush, the exit hook writes it and PromptLayer's follow-up
+    else:
+        assert wonkalytics.flush(10)  # a later process writes what an earlier one spooled
+""")
+
+
+def _run_app(*args: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WONKALYTICS_", "PROMPTLAYER_"))}
+    done = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, *args], capture_output=True, text=True,
+                          timeout=60, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_the_request_id_of_the_last_call_before_exit_is_kept(
+    pl: FakePromptLayer, fake: FakeOpenAI, sqlite_url: str, table_name: str, tmp_path: Path
+) -> None:
+    spool = str(tmp_path / "spool")
+    _run_app(sqlite_url, table_name, spool, pl.url, fake.base_url, KEY)
+    _run_app(sqlite_url, table_name, spool, pl.url, "", KEY)
+    assert len(pl.tracked) == 1
+    rows = read_rows(sqlite_url, table_name)
+    assert [r["pl_request_id"] for r in rows] == ["1"]

@@ -73,7 +73,9 @@ class Writer:
         """
         if self._pid != os.getpid():
             self._after_fork()
-        deadline = None if timeout is None else time.monotonic() + timeout
+        return self._flush_until(None if timeout is None else time.monotonic() + timeout)
+
+    def _flush_until(self, deadline: float | None) -> bool:
         while True:
             before = [lane.submitted for lane in self.lanes]
             results = [lane.flush(deadline) for lane in self.lanes]
@@ -98,16 +100,29 @@ class Writer:
         self._closed = True
         timeout = self.exit_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
+        # Flush every lane first, while all of them run: a lane's follow-ups (PromptLayer's request id)
+        # go to another lane, which must not have stopped yet.
+        self._flush_until(deadline)
         left = 0
-        for lane in self.lanes:
-            spilled = lane.shutdown(deadline)
-            if spilled:
-                logger.warning(
-                    "wonkalytics: %d %s ops were not written before exit; they are saved in %s and will be "
-                    "written by the next process that starts with this spool directory",
-                    spilled, lane.name, lane.spool.directory,
-                )
-            left += spilled
+        stopped_at: dict[int, int] = {}
+        # A follow-up can still reach a lane already stopped (PromptLayer answered late): stop that lane
+        # again, which writes or spools it. Follow-ups do not beget follow-ups, so this ends; the bound
+        # is a guard against a sink that does.
+        for _ in range(len(self.lanes) + 1):
+            late = [lane for lane in self.lanes if stopped_at.get(id(lane)) != lane.submitted]
+            if not late:
+                break
+            for lane in late:
+                spilled = lane.shutdown(deadline)
+                stopped_at[id(lane)] = lane.submitted  # after: shutdown counts the ops it spooled back
+                if spilled:
+                    logger.warning(
+                        "wonkalytics: %d %s ops were not written before exit; they are saved in %s and will "
+                        "be written by the next process that starts with this spool directory",
+                        spilled, lane.name, lane.spool.directory,
+                    )
+                left += spilled
+        self.close_sinks(max(0.0, deadline - time.monotonic()))
         return left == 0
 
     def release_spools(self) -> None:

@@ -174,11 +174,14 @@ class Lane:
         if thread is not None and thread is not threading.current_thread():
             thread.join(max(0.0, deadline - time.monotonic()))
         left: list[Op] = []
+        counted_done = 0  # ops in `left` already counted as handled: counted again when read back
         if thread is not None and thread.is_alive():
             left.extend(self._in_flight)  # the sink hangs on it: keep a copy (replays are idempotent)
+            counted_done += len(self._in_flight)  # the hung thread counts its batch when it returns
         while self._queue:
             left.append(self._queue.popleft())
         left.extend(self._pending)  # keeps first_tried: the grace period spans the restart
+        counted_done += len(self._pending)
         self._pending.clear()
         self._pending_keys.clear()
         spilled = 0
@@ -187,6 +190,14 @@ class Lane:
                 spilled = self._spool_ops(left, first=True)  # older than what had spilled already
             except Exception:
                 swallow(f"saving {len(left)} queued {self.name} ops to the spool at exit", "they were lost")
+            else:
+                # A restarted lane counts every line of the segment when it is drained: without this a
+                # parked update was counted twice, and flush() returned True with later ops unwritten.
+                with self._cond:
+                    self._submitted += counted_done
+                # Ops submitted after this (a late op restarts the lane) queue behind these on disk, as
+                # behind adopted ones: else a newer score ran first and the older one, spooled, won.
+                self._spilling = True
         self.spool.close()
         return spilled
 
