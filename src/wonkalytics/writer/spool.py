@@ -122,7 +122,7 @@ def _create_locked(directory: Path, stamp: int) -> tuple[Path, int]:
     ensure_private_dir(directory)
     name = f"{_PREFIX}{stamp}-{owner_id()}{_SUFFIX}"
     hidden = directory / f".{name}.new"
-    fd = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    fd = os.open(hidden, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.rename(hidden, directory / name)
@@ -140,7 +140,7 @@ class Spool:
         self.directory = directory
         self.fsync = fsync
         self._lock = threading.Lock()
-        self._active: IO[bytes] | None = None
+        self._active: int | None = None  # the active segment's fd (also the one holding its lock)
         self._active_path: Path | None = None
         self._active_rows = 0
         self._closed: list[tuple[Path, int]] = []  # this process's sealed segments, oldest first
@@ -153,21 +153,30 @@ class Spool:
         self.append_many((line,))
 
     def append_many(self, lines: Iterable[bytes]) -> int:
-        """Append encoded ops in order (one fsync for all); returns how many."""
-        count = 0
+        """Append encoded ops in order (one fsync for all); returns how many.
+
+        All or nothing: on a short or failed write (a full or read-only disk) the segment is cut back
+        to what it held and the OSError is raised, so no torn line is ever followed by another op.
+        """
+        data = b"".join(lines)
+        count = data.count(b"\n")
         with self._lock:
             if self._active is None:
                 path, fd = _create_locked(self.directory, time.time_ns())
                 self._locks[path] = fd
-                self._active_path = path
-                self._active = os.fdopen(os.dup(fd), "ab")
-                self._active_rows = 0
-            for line in lines:
-                self._active.write(line)
-                count += 1
-            self._active.flush()
-            if self.fsync:
-                os.fsync(self._active.fileno())
+                self._active_path, self._active, self._active_rows = path, fd, 0
+            fd = self._active
+            before = os.fstat(fd).st_size
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                if self.fsync:
+                    os.fsync(fd)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, before)
+                raise
             self._active_rows += count
         return count
 
@@ -182,12 +191,17 @@ class Spool:
             stamps = [segment_order(path)[0] for path, _ in self._closed]
             stamp = min(stamps) - 1 if stamps else time.time_ns()
             path, fd = _create_locked(self.directory, stamp)
-            self._locks[path] = fd
-            with os.fdopen(os.dup(fd), "ab") as handle:
-                handle.writelines(lines)
-                handle.flush()
+            try:
+                view = memoryview(b"".join(lines))
+                while view:
+                    view = view[os.write(fd, view):]
                 if self.fsync:
-                    os.fsync(handle.fileno())
+                    os.fsync(fd)
+            except OSError:
+                path.unlink(missing_ok=True)  # all or nothing
+                os.close(fd)
+                raise
+            self._locks[path] = fd
             self._closed.insert(0, (path, len(lines)))
         return len(lines)
 
@@ -219,7 +233,6 @@ class Spool:
 
     def _seal_locked(self) -> None:
         assert self._active is not None and self._active_path is not None
-        self._active.close()  # a dup: the lock stays with the fd in self._locks
         self._closed.append((self._active_path, self._active_rows))
         self._active, self._active_path, self._active_rows = None, None, 0
 
@@ -317,8 +330,5 @@ class Spool:
         for fd in self._locks.values():
             with contextlib.suppress(OSError):
                 os.close(fd)
-        if self._active is not None:
-            with contextlib.suppress(OSError):
-                self._active.close()  # the child's copy: the parent's fds are its own
         self._active, self._active_path, self._active_rows = None, None, 0
         self._closed, self._progress, self._taken, self._locks = [], {}, {}, {}
