@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import threading
@@ -12,7 +13,7 @@ import pytest
 from tests.writer.conftest import BUILD, ListSink, insert, make_lane, make_writer
 
 from wonkalytics.ops import Outcome, Update, decode_op, encode_op
-from wonkalytics.writer.spool import Spool
+from wonkalytics.writer.spool import Spool, owner_id
 
 
 def test_ops_are_written_in_batches_and_in_order(tmp_path: Path, sink: ListSink) -> None:
@@ -120,7 +121,7 @@ def test_an_update_past_its_grace_is_given_up_into_the_rejected_file(
         time.sleep(0.01)
     assert lane.health().rejected == 1 and lane.health().pending_updates == 0
     assert "giving up" in caplog.text
-    lines = (tmp_path / "spool" / "list" / f"rejected-{os.getpid()}.jsonl").read_text().splitlines()
+    lines = (tmp_path / "spool" / "list" / f"rejected-{owner_id()}.jsonl").read_text().splitlines()
     entry = json.loads(lines[0])
     assert entry["v"] == 1 and entry["op"]["op"] == "update" and entry["op"]["key"] == "nobody"
     lane.shutdown(time.monotonic() + 5)
@@ -134,7 +135,7 @@ def test_a_refused_op_is_kept_in_the_rejected_file_and_the_rest_is_written(
         writer.submit(op)
     assert writer.flush(10)
     assert [row["event_id"] for row in sink.rows] == ["1", "3"]
-    rejected = (tmp_path / "spool" / "list" / f"rejected-{os.getpid()}.jsonl").read_text().splitlines()
+    rejected = (tmp_path / "spool" / "list" / f"rejected-{owner_id()}.jsonl").read_text().splitlines()
     saved = json.loads(rejected[0])
     assert saved["op"]["record"]["row"]["event_id"] == "2" and "value too long" in saved["error"]
     assert "refused an op" in caplog.text and writer.health()["list"].rejected == 1
@@ -196,6 +197,7 @@ def test_ops_left_at_exit_are_spooled_and_replayed_by_the_next_process(tmp_path:
     segments = list((tmp_path / "spool" / "list").glob("*.jsonl"))
     assert len(segments) == 1
     segments[0].rename(segments[0].with_name(f"{2**22 + 12345}-1.jsonl"))  # a process that is gone
+    writer.release_spools()  # its locks go, as they would with the process
     fresh = ListSink()
     successor = make_writer(tmp_path, fresh)
     successor.submit(insert("new"))  # starts the lane, which adopts the orphan first
@@ -286,28 +288,31 @@ def test_a_forked_child_gets_its_own_lanes(tmp_path: Path, sink: ListSink) -> No
 
 
 def test_segments_of_live_processes_are_left_alone(tmp_path: Path) -> None:
-    spool = Spool(tmp_path, fsync=False)
-    (tmp_path / f"{os.getppid()}-1.jsonl").write_bytes(encode_op(insert("theirs"), BUILD))
-    assert spool.adopt_orphans() == 0
-
-
-def test_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
-    path = tmp_path / "seg.jsonl"
-    path.write_bytes(encode_op(insert("a"), BUILD) + b'{"v": 1, "op": ')
-    assert [decode_op(line).record(BUILD).event_id for line in Spool.read(path)] == ["a"]
+    theirs = tmp_path / f"{os.getppid()}-1.jsonl"
+    theirs.write_bytes(encode_op(insert("theirs"), BUILD))
+    fd = os.open(theirs, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another open file description: as another process holds it
+    try:
+        assert Spool(tmp_path, fsync=False).adopt_orphans() == 0
+    finally:
+        os.close(fd)
+    assert Spool(tmp_path, fsync=False).adopt_orphans() == 1  # unlocked: its owner is gone, whatever its pid
 
 
 def test_a_segment_of_a_previous_process_with_the_same_pid_is_replayed(tmp_path: Path) -> None:
     spool = Spool(tmp_path, fsync=False)
     previous = tmp_path / f"{os.getpid()}-1.jsonl"
     previous.write_bytes(encode_op(insert("previous life"), BUILD))
-    os.utime(previous, (1_000_000_000, 1_000_000_000))  # written long before this process started
-    (tmp_path / f"{os.getpid()}-2.jsonl").write_bytes(encode_op(insert("another lane's"), BUILD))
+    other_lane = Spool(tmp_path, fsync=False)
+    other_lane.append(encode_op(insert("another lane's"), BUILD))
     spool.append(encode_op(insert("mine"), BUILD))
     assert spool.adopt_orphans() == 1
     taken = [spool.take(), spool.take()]
     ids = sorted(decode_op(line).record(BUILD).event_id for seg in taken if seg for line in Spool.read(seg[0]))
     assert ids == ["mine", "previous life"]
+    assert spool.take() is None
+    spool.release()
+    other_lane.release()
 
 
 class Unprintable:
@@ -340,6 +345,7 @@ def test_at_exit_the_ops_still_in_memory_go_before_those_that_had_spilled(tmp_pa
     assert writer.shutdown(0.3) is False
     for path in (tmp_path / "spool" / "list").glob("*.jsonl"):  # the process is gone
         path.rename(path.with_name(f"{2**22 + 777}-{path.name.split('-', 1)[1]}"))
+    writer.release_spools()  # its locks go, as they would with the process
     fresh = ListSink()
     successor = make_writer(tmp_path, fresh)
     successor.submit(insert("next"))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+import signal
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -12,7 +14,9 @@ from rich.table import Table
 
 from wonkalytics.cli.output import describe, fail
 from wonkalytics.errors import WonkalyticsError
-from wonkalytics.settings import load_settings
+from wonkalytics.ops import Builder
+from wonkalytics.settings import Settings, load_settings
+from wonkalytics.sinks.base import Sink
 from wonkalytics.writer.replay import replay as run_replay
 from wonkalytics.writer.replay import spool_status
 
@@ -66,7 +70,7 @@ def replay(
         follow_ups: list[object] = []
         writer, _, sinks = assemble(settings, follow_ups.append)
         build = writer.lanes[0].build
-        results = run_replay(settings.spool_dir, {sink.name: sink for sink in sinks}, build)
+        results = _replay_until_interrupted(settings, sinks, build, console)
     except WonkalyticsError as exc:
         fail(describe(exc))
     failed = False
@@ -84,3 +88,22 @@ def replay(
             default_recorder.submit(op)  # type: ignore[arg-type]
         default_recorder.flush(30)
     raise typer.Exit(1 if failed else 0)
+
+
+def _replay_until_interrupted(settings: Settings, sinks: Sequence[Sink], build: Builder, console: Console) -> Any:
+    """Run the replay with Ctrl-C (and SIGTERM) asking it to stop after the batch it is writing, so
+    what it wrote is off disk and what it did not is still there, under its usual name."""
+    asked: list[int] = []
+
+    def ask_stop(signum: int, _frame: object) -> None:
+        if asked:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now (the work file is recovered next time)
+        asked.append(signum)
+        console.print("stopping after the current batch (Ctrl-C again to stop at once)")
+
+    previous = {sig: signal.signal(sig, ask_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return run_replay(settings.spool_dir, {sink.name: sink for sink in sinks}, build, stop=lambda: bool(asked))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

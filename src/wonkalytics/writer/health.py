@@ -33,6 +33,11 @@ class SinkHealth:
     """Ops set aside in the rejected-ops file (``wonkalytics spool replay`` writes them after a fix)."""
     pending_updates: int = 0
     """Updates waiting for their row to appear (within ``update_grace``)."""
+    spool_error: str | None = None
+    """Why the spool cannot be written right now (a full or read-only disk): ops are kept in memory
+    instead, without the disk durability guarantee. ``ok`` is False while it is set."""
+    unspooled: int = 0
+    """Ops that could not be put on disk and were kept in memory instead."""
     last_error: str | None = None
     """The last failure, as text without secrets."""
     last_success_at: datetime | None = None
@@ -60,8 +65,9 @@ class Health:
 
     @property
     def ok(self) -> bool:
-        """True when no sink has ops set aside or is failing right now."""
-        return all(s.rejected == 0 and (s.last_error is None or s.queued == 0) for s in self.sinks.values())
+        """True when no sink has ops set aside, a spool it cannot write, or is failing with ops waiting."""
+        return all(s.rejected == 0 and s.spool_error is None and (s.last_error is None or s.queued == 0)
+                   for s in self.sinks.values())
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -79,6 +85,8 @@ class Counters:
         self.spooled = 0
         self.rejected = 0
         self.last_error: str | None = None
+        self.spool_error: str | None = None
+        self.unspooled = 0
         self.last_success_at: datetime | None = None
 
     def success(self, count: int) -> None:
@@ -94,6 +102,18 @@ class Counters:
             self.retried += 1
             self.last_error = error
 
+    def spool_failure(self, error: str) -> None:
+        """An op could not be spooled (it was kept in memory)."""
+        with self.lock:
+            self.unspooled += 1
+            self.spool_error = error
+
+    def spool_ok(self) -> None:
+        """The spool took an op again."""
+        if self.spool_error is not None:
+            with self.lock:
+                self.spool_error = None
+
     def add(self, *, spooled: int = 0, rejected: int = 0) -> None:
         """Ops went to disk, or were set aside."""
         with self.lock:
@@ -106,5 +126,6 @@ class Counters:
             return SinkHealth(
                 name=self.name, queued=queued, written=self.written, retried=self.retried,
                 spooled=self.spooled, rejected=self.rejected, pending_updates=pending_updates,
+                spool_error=self.spool_error, unspooled=self.unspooled,
                 last_error=self.last_error, last_success_at=self.last_success_at,
             )

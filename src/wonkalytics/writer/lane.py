@@ -76,6 +76,7 @@ class Lane:
         self._strikes: dict[int, int] = {}
         self._outcomes: dict[str, Outcome] = {}  # waiters of updates that went through the spool
         self._spilling = self.durability == "disk"
+        self._behind_spool = False  # memory holds ops newer than the spool's (it failed): disk first
         self._spill_lock = threading.Lock()
         self._cond = threading.Condition()
         self._wake = threading.Event()
@@ -107,11 +108,25 @@ class Lane:
                             self.name, self.queue_size, self.spool.directory,
                         )
                     self._spilling = True
-                    self._spool_ops([op])
-                    self._count_submitted(1)
-                    return
+                    try:
+                        self._spool_ops([op])
+                        self.counters.spool_ok()
+                        self._count_submitted(1)
+                        return
+                    except OSError as exc:  # a full or read-only disk: keep it in memory, never drop it
+                        self._spool_failed(exc)
         self._queue.append(op)
         self._count_submitted(1)
+
+    def _spool_failed(self, exc: OSError) -> None:
+        self._behind_spool = True
+        self.counters.spool_failure(_describe(exc))
+        log_limited(
+            f"spool-failed-{self.name}", logging.ERROR,
+            "wonkalytics: cannot write to the %s spool %s (%s): ops are kept in memory and written straight "
+            "to the sink, without the durability=%r guarantee until the disk takes writes again",
+            self.name, self.spool.directory, _describe(exc), self.durability,
+        )
 
     def _count_submitted(self, count: int) -> None:
         with self._cond:
@@ -245,7 +260,10 @@ class Lane:
 
     def _drain(self) -> None:
         while not self._stop.is_set():
-            if self._queue:
+            # Ops kept in memory because the spool failed go after what is on disk: order is kept.
+            if self._behind_spool and not self.spool.pending():
+                self._behind_spool = False
+            if self._queue and not self._behind_spool:
                 count = min(self.batch_size, len(self._queue))
                 batch = [self._queue.popleft() for _ in range(count)]
                 self._in_flight = batch

@@ -3,26 +3,44 @@
 Per sink directory (``spool_dir/<sink>/``): *pending* ops are segments waiting to be written (by
 their own process while it runs, else by the next one to start), *rejected* ops are the ones a sink
 refused with the reason (a missing table or column, a value it cannot hold). ``replay`` writes the
-segments of processes that are gone and every rejected op, synchronously; an op refused again stays
-in its file with the new reason, so replaying twice never writes anything twice (inserts are
-idempotent by ``event_id``) and never loses anything.
+segments no live process owns (it must be able to ``flock`` them) and every rejected op.
+
+Exclusive and resumable: a replay holds ``<sink>/.replay.lock`` (flock) for the whole sink, so two
+replays run one after the other and the second finds nothing left to write. Each file is first renamed
+to ``<name>.replaying-<owner>`` (no lane looks at that name) and, after every batch the sink took, that
+work file is atomically replaced by what is still to do: the refused ops with their new reason, then the
+untried ones. An interrupted replay (Ctrl-C, a kill) therefore never writes a batch twice except the one
+in flight when it was killed, never keeps an op in two files, and the next ``status`` or ``replay``
+(under the lock, so no replay is running) renames the stranded work file back.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from wonkalytics.ops import Builder, Op, decode_op, encode_op
 from wonkalytics.sinks.base import Sink
-from wonkalytics.writer.spool import REJECTED_PREFIX, _pid_alive, ensure_private_dir, open_private, segment_pid
+from wonkalytics.writer.spool import (
+    REJECTED_PREFIX,
+    ensure_private_dir,
+    is_segment,
+    lock_segment,
+    open_private,
+    owner_id,
+    segment_order,
+)
 
-__all__ = ["ReplayResult", "SpoolStatus", "replay", "spool_status"]
+__all__ = ["ReplayResult", "SpoolStatus", "replay", "replay_lock", "spool_status"]
 
 _BATCH = 200
+_WORK = ".replaying-"
 
 
 @dataclass(frozen=True)
@@ -65,27 +83,84 @@ def _sink_dirs(spool_dir: Path) -> list[Path]:
     return sorted(p for p in spool_dir.iterdir() if p.is_dir())
 
 
+@contextlib.contextmanager
+def replay_lock(directory: Path, *, wait: bool = True) -> Iterator[bool]:
+    """Hold the sink directory's replay lock; yields False (without waiting) when ``wait`` is off and
+    another replay holds it."""
+    ensure_private_dir(directory)
+    fd = os.open(directory / ".replay.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _recover(directory: Path) -> None:
+    """Rename the work files of an interrupted replay back (call with the replay lock held)."""
+    for work in sorted(directory.glob(f"*{_WORK}*")):
+        if work.name.endswith(".tmp"):
+            work.unlink(missing_ok=True)  # a progress step that never got renamed into place
+            continue
+        original = work.with_name(work.name.split(_WORK, 1)[0])
+        raw = all(not _is_entry(line) for line in _lines(work))
+        if raw and is_segment(original) and not original.exists():
+            target = original
+        else:
+            target = directory / f"{REJECTED_PREFIX}recovered-{time.time_ns()}-{owner_id()}.jsonl"
+        os.rename(work, target)
+
+
+def _is_entry(line: bytes) -> bool:
+    """A rejected-ops entry (``{"error": ..., "op": {...}}``) rather than a bare op line."""
+    try:
+        return isinstance(json.loads(line).get("op"), dict)
+    except (ValueError, AttributeError):
+        return False
+
+
+def _owned_elsewhere(path: Path) -> bool:
+    fd = lock_segment(path)
+    if fd is None:
+        return path.exists()
+    os.close(fd)
+    return False
+
+
 def spool_status(spool_dir: Path) -> list[SpoolStatus]:
-    """The backlog of every sink directory under ``spool_dir`` (release-0.1 segments count as the table's)."""
+    """The backlog of every sink directory under ``spool_dir`` (release-0.1 segments count as the table's).
+
+    Work files an interrupted replay left are renamed back first (unless a replay is running now).
+    """
     result = []
-    legacy = [p for p in spool_dir.glob("*.jsonl") if segment_pid(p) is not None] if spool_dir.is_dir() else []
+    legacy = [p for p in spool_dir.glob("*.jsonl") if is_segment(p)] if spool_dir.is_dir() else []
     dirs = _sink_dirs(spool_dir)
     names = {d.name for d in dirs}
     if legacy and "table" not in names:
         dirs.append(spool_dir / "table")
     for directory in dirs:
+        if directory.is_dir():
+            with replay_lock(directory, wait=False) as free:
+                if free:
+                    _recover(directory)
         pending = live = rejected = 0
-        segments = [p for p in directory.glob("*.jsonl") if segment_pid(p) is not None] if directory.is_dir() else []
+        segments = [p for p in directory.glob("*.jsonl") if is_segment(p)] if directory.is_dir() else []
         if directory.name == "table":
             segments += legacy
         for path in segments:
             count = len(_lines(path))
             pending += count
-            pid = segment_pid(path)
-            if pid is not None and pid != os.getpid() and _pid_alive(pid):
+            if _owned_elsewhere(path):
                 live += count
-        for path in directory.glob(f"{REJECTED_PREFIX}*.jsonl") if directory.is_dir() else []:
-            rejected += len(_lines(path))
+        if directory.is_dir():
+            for path in [*directory.glob(f"{REJECTED_PREFIX}*.jsonl"), *directory.glob(f"*{_WORK}*")]:
+                if path.name.endswith(".tmp"):
+                    continue
+                rejected += len(_lines(path))
         result.append(SpoolStatus(directory.name, directory, pending, live, rejected))
     return result
 
@@ -109,81 +184,105 @@ def _write(sink: Sink, ops: Sequence[Op], build: Builder) -> tuple[list[tuple[Op
 
 
 def replay(
-    spool_dir: Path, sinks: Mapping[str, Sink], build: Builder, *, on_progress: Callable[[str], None] | None = None
+    spool_dir: Path, sinks: Mapping[str, Sink], build: Builder, *, on_progress: Callable[[str], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> list[ReplayResult]:
-    """Write now the spooled ops of gone processes and every rejected op, for each configured sink."""
+    """Write now the spooled ops no live process owns and every rejected op, for each configured sink.
+
+    ``stop`` is asked between batches (the CLI's Ctrl-C): when it says True the replay ends cleanly,
+    what is left stays on disk.
+    """
     results = []
     for name, sink in sinks.items():
         directory = spool_dir / name
-        files: list[tuple[Path, bool]] = []  # (path, is a rejected-ops file)
-        candidates = list(directory.glob("*.jsonl")) if directory.is_dir() else []
-        if name == "table" and spool_dir.is_dir():
-            candidates += list(spool_dir.glob("*.jsonl"))  # release 0.1's bare rows
-        for path in sorted(candidates):
-            pid = segment_pid(path)
-            if path.name.startswith(REJECTED_PREFIX):
-                files.append((path, True))
-            elif pid is not None and (pid == os.getpid() or not _pid_alive(pid)):
-                files.append((path, False))
-        written = still = left = 0
-        error: str | None = None
-        for path, rejected_file in files:
-            outcome = _replay_file(sink, path, build, rejected_file=rejected_file, directory=directory)
-            written += outcome.written
-            still += outcome.still_rejected
-            left += outcome.left
-            if on_progress is not None:
-                on_progress(f"{name}: {path.name}: {outcome.written} written, {outcome.still_rejected} refused")
-            if outcome.error is not None:
-                error = outcome.error
-                break
-        results.append(ReplayResult(name, written, still, left, error))
+        with replay_lock(directory):
+            _recover(directory)
+            results.append(_replay_sink(spool_dir, name, sink, build, on_progress, stop))
     return results
 
 
-def _replay_file(sink: Sink, path: Path, build: Builder, *, rejected_file: bool, directory: Path) -> ReplayResult:
-    if rejected_file:
-        # Take the file away first: a running app appends its next rejections to a new file, never
-        # to the one being replayed (its lines would be lost when this one is replaced).
-        taken = path.with_name(f"{path.name}.replaying-{os.getpid()}")
+def _replay_sink(
+    spool_dir: Path, name: str, sink: Sink, build: Builder, on_progress: Callable[[str], None] | None,
+    stop: Callable[[], bool] | None,
+) -> ReplayResult:
+    directory = spool_dir / name
+    candidates = [p for p in directory.glob("*.jsonl") if is_segment(p)]
+    if name == "table" and spool_dir.is_dir():
+        candidates += [p for p in spool_dir.glob("*.jsonl") if is_segment(p)]  # release 0.1's bare rows
+    files = sorted(candidates, key=segment_order) + sorted(directory.glob(f"{REJECTED_PREFIX}*.jsonl"))
+    written = still = left = 0
+    error: str | None = None
+    for path in files:
+        work = directory / f"{path.name}{_WORK}{owner_id()}"
+        fd = None if path.name.startswith(REJECTED_PREFIX) else lock_segment(path)
+        if fd is None and not path.name.startswith(REJECTED_PREFIX):
+            continue  # a live process owns it
         try:
-            path.rename(taken)
+            # Renamed away first: a running app appends its next rejections to its file anew, never to
+            # the one being replayed; a lane starting now no longer sees the segment.
+            os.rename(path, work)
         except OSError:
-            return ReplayResult(sink.name, 0, 0, 0, None)
-        path = taken
-    lines = _lines(path)
+            continue
+        finally:
+            if fd is not None:
+                os.close(fd)  # the lock only had to last until the rename
+        outcome = _replay_file(sink, work, path, build, directory=directory, stop=stop)
+        written += outcome.written
+        still += outcome.still_rejected
+        left += outcome.left
+        if on_progress is not None:
+            on_progress(f"{name}: {path.name}: {outcome.written} written, {outcome.still_rejected} refused")
+        if outcome.error is not None:
+            error = outcome.error
+            break
+    return ReplayResult(name, written, still, left, error)
+
+
+def _replay_file(
+    sink: Sink, work: Path, original: Path, build: Builder, *, directory: Path, stop: Callable[[], bool] | None,
+) -> ReplayResult:
     entries: list[tuple[bytes, Op | None]] = []
-    for line in lines:
+    for line in _lines(work):
         try:
-            op_line = json.dumps(json.loads(line)["op"]).encode() if rejected_file else line
+            op_line = json.dumps(json.loads(line)["op"]).encode() if _is_entry(line) else line
             entries.append((line, decode_op(op_line)))
         except Exception:
             entries.append((line, None))  # unreadable: left exactly as it was
-    ops = [op for _, op in entries if op is not None]
-    refused: list[tuple[Op, str]] = []
-    stopped: BaseException | None = None
-    done = 0
-    for start in range(0, len(ops), _BATCH):
-        more, stopped = _write(sink, ops[start : start + _BATCH], build)
-        refused.extend(more)
-        if stopped is not None:
+    kept = [line for line, op in entries if op is None]
+    todo = [(line, op) for line, op in entries if op is not None]
+    refused_lines: list[bytes] = []
+    stopped: str | None = None
+    written = position = 0
+    while position < len(todo):
+        if stop is not None and stop():
+            stopped = "interrupted"
             break
-        done = start + min(_BATCH, len(ops) - start)
-    untried = {id(op) for op in ops[done:]} if stopped is not None else set()
-    # What stays: unreadable lines and untried ops as they were; refused ops with the new reason.
-    stay = [line for line, op in entries if op is None or id(op) in untried]
-    again = [_rejected_line(op, why, build) for op, why in refused]
-    if rejected_file:
-        _append(directory / f"{REJECTED_PREFIX}{os.getpid()}.jsonl", stay + again, directory)
-        path.unlink(missing_ok=True)
+        batch = todo[position : position + _BATCH]
+        refused, down = _write(sink, [op for _, op in batch], build)
+        if down is not None:
+            stopped = f"{type(down).__name__}: {down}"
+            # Refusals found before the outage are kept with their reason; the rest is untried.
+            refused_ids = {id(op) for op, _ in refused}
+            refused_lines += [_rejected_line(op, why, build) for op, why in refused]
+            todo = todo[:position] + [item for item in batch if id(item[1]) not in refused_ids] + todo[
+                position + len(batch):]
+            break
+        refused_lines += [_rejected_line(op, why, build) for op, why in refused]
+        written += len(batch) - len(refused)
+        position += len(batch)
+        _replace(work, kept + refused_lines + [line for line, _ in todo[position:]])  # the progress, atomically
+    untried = [line for line, _ in todo[position:]]
+    rest = kept + refused_lines + untried
+    if not rest:
+        work.unlink(missing_ok=True)
     else:
-        _replace(path, stay)
-        if again:
-            _append(directory / f"{REJECTED_PREFIX}{os.getpid()}.jsonl", again, directory)
-    return ReplayResult(
-        sink.name, done - len(refused), len(refused), len(untried),
-        None if stopped is None else f"{type(stopped).__name__}: {stopped}",
-    )
+        _replace(work, rest)
+        if not kept and not refused_lines and is_segment(original) and not original.exists():
+            target = original  # only untried ops: pending again, in their place in the order
+        else:
+            target = directory / f"{REJECTED_PREFIX}{time.time_ns()}-{owner_id()}.jsonl"
+        os.rename(work, target)
+    return ReplayResult(sink.name, written, len(refused_lines), len(untried), stopped)
 
 
 def _rejected_line(op: Op, why: str, build: Builder) -> bytes:
@@ -192,23 +291,11 @@ def _rejected_line(op: Op, why: str, build: Builder) -> bytes:
 
 
 def _replace(path: Path, lines: list[bytes]) -> None:
-    """Atomically replace ``path`` by ``lines`` (owner-only), or delete it when nothing stays."""
-    if not lines:
-        path.unlink(missing_ok=True)
-        return
+    """Atomically replace ``path`` by ``lines`` (owner-only)."""
     temporary = path.with_name(path.name + ".tmp")
+    temporary.unlink(missing_ok=True)
     with open_private(temporary) as handle:
         handle.writelines(lines)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
-
-
-def _append(path: Path, lines: list[bytes], directory: Path) -> None:
-    if not lines:
-        return
-    ensure_private_dir(directory)
-    with open_private(path) as handle:
-        handle.writelines(lines)
-        handle.flush()
-        os.fsync(handle.fileno())

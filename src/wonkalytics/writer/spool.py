@@ -2,10 +2,18 @@
 
 Used three ways: ``durability="disk"`` (every op is fsynced here before the call returns), overflow (the
 lane's queue is full: from then on ops queue behind on disk, in order, until the spool is drained) and
-exit (ops still queued when the exit wait ran out). A segment is named ``<pid>-<time_ns>.jsonl``; one
-left by a process that is no longer alive is replayed by the next lane that starts (inserts are
-idempotent by ``event_id``, updates set the same value again). Ops a sink refused for good go to
-``rejected-<pid>.jsonl`` beside them, with the reason; ``wonkalytics spool replay`` retries both kinds.
+exit (ops still queued when the exit wait ran out). Ops a sink refused for good go to
+``rejected-<owner>.jsonl`` beside them, with the reason; ``wonkalytics spool replay`` retries both kinds.
+
+Ownership (the model is written out in ``docs/spool.md``): a segment is named
+``seg-<time_ns>-<owner>.jsonl`` where ``<owner>`` is host, boot and pid plus a random per-process nonce,
+so two containers that are each pid 1 never share a name. The name is only for people and for order;
+what makes a segment *owned* is an exclusive ``flock`` its process holds on it from creation (the file
+is created under a hidden name, locked, then renamed into place) until the segment is drained and
+deleted, or the process ends. A lane adopts only segments it can lock without waiting, and checks after
+locking that the name still points at the locked file; so a live process's segment is never taken,
+whatever its pid, and a dead one's is taken by exactly one process. Segments keep their name when
+adopted, so sorting by the time stamp in the name gives the order of submission across restarts.
 
 Files are created owner-only (0600) in owner-only directories (0700): they hold prompts and answers.
 The line format is :mod:`wonkalytics.ops` (versioned); release 0.1 kept bare rows directly in
@@ -15,24 +23,75 @@ The line format is :mod:`wonkalytics.ops` (versioned); release 0.1 kept bare row
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import re
+import secrets
+import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["REJECTED_PREFIX", "Spool", "ensure_private_dir", "open_private", "segment_pid"]
+__all__ = ["REJECTED_PREFIX", "Spool", "ensure_private_dir", "is_segment", "lock_segment", "open_private",
+           "owner_id", "segment_order"]
 
 _SUFFIX = ".jsonl"
 REJECTED_PREFIX = "rejected-"
-_LOADED_AT = time.time()  # files with our pid written before this are a previous incarnation's
-# Segments a lane of this process left behind when it was shut down (configure() replaces the writer,
-# shutdown() during an outage): the next lane of this process on that directory takes them over, so
-# they are written by this process once the database is back, not only by the next one to start.
-_released: set[Path] = set()
-_released_lock = threading.Lock()
+_PREFIX = "seg-"
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")[:8]
+    except OSError:
+        return "noboot"
+
+
+_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:24] or "host"
+_owner: str | None = None
+
+
+def owner_id() -> str:
+    """This process's identity in file names: host, boot, pid and a nonce (new in a forked child)."""
+    global _owner
+    if _owner is None or f".{os.getpid()}." not in _owner:
+        _owner = f"{_HOST}.{_boot_id()}.{os.getpid()}.{secrets.token_hex(4)}"
+    return _owner
+
+
+def is_segment(path: Path) -> bool:
+    """True for spool segments (this release's ``seg-*`` and the older ``<pid>-<time>`` names)."""
+    name = path.name
+    if name.startswith(REJECTED_PREFIX) or not name.endswith(_SUFFIX):
+        return False
+    return name.startswith(_PREFIX) or name.split("-", 1)[0].isdigit()
+
+
+def segment_order(path: Path) -> tuple[int, str]:
+    """Sort key: the time stamp in the name (the second ``-`` field in both naming schemes), then the name."""
+    parts = path.name.split("-")
+    stamp = parts[1].removesuffix(_SUFFIX) if len(parts) > 1 else ""
+    return (int(stamp) if stamp.isdigit() else 0, path.name)
+
+
+def lock_segment(path: Path) -> int | None:
+    """Lock ``path`` exclusively without waiting; the open fd (keep it to keep the lock), or None when
+    another process owns it or it is gone (renamed or deleted between listing and locking)."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.stat(path).st_ino != os.fstat(fd).st_ino:
+            raise OSError("replaced while locking")
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def ensure_private_dir(directory: Path) -> None:
@@ -58,29 +117,20 @@ def open_private(path: Path) -> IO[bytes]:
     return os.fdopen(fd, "ab")
 
 
-def segment_pid(path: Path) -> int | None:
-    """The pid a segment is named after, or None for files that are not segments."""
-    if path.name.startswith(REJECTED_PREFIX) or not path.name.endswith(_SUFFIX):
-        return None
-    text = path.name.split("-", 1)[0]
-    return int(text) if text.isdigit() else None
-
-
-def _pid_alive(pid: int) -> bool:
+def _create_locked(directory: Path, stamp: int) -> tuple[Path, int]:
+    """A new segment, locked before it is visible under a segment name (no one can adopt it first)."""
+    ensure_private_dir(directory)
+    name = f"{_PREFIX}{stamp}-{owner_id()}{_SUFFIX}"
+    hidden = directory / f".{name}.new"
+    fd = os.open(hidden, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _older_than_this_process(path: Path) -> bool:
-    try:
-        return path.stat().st_mtime < _LOADED_AT
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(hidden, directory / name)
     except OSError:
-        return False
+        os.close(fd)
+        hidden.unlink(missing_ok=True)
+        raise
+    return directory / name, fd
 
 
 class Spool:
@@ -90,31 +140,43 @@ class Spool:
         self.directory = directory
         self.fsync = fsync
         self._lock = threading.Lock()
-        self._active: IO[bytes] | None = None
+        self._active: int | None = None  # the active segment's fd (also the one holding its lock)
         self._active_path: Path | None = None
         self._active_rows = 0
         self._closed: list[tuple[Path, int]] = []  # this process's sealed segments, oldest first
         self._progress: dict[Path, int] = {}  # lines of a segment already written, when it was given back
+        self._taken: dict[Path, int] = {}  # handed out and not yet removed or given back: lines not written
+        self._locks: dict[Path, int] = {}  # the flock fd of every segment this spool owns
 
     def append(self, line: bytes) -> None:
         """Append one encoded op; with ``fsync`` it is on disk when this returns."""
         self.append_many((line,))
 
     def append_many(self, lines: Iterable[bytes]) -> int:
-        """Append encoded ops in order (one fsync for all); returns how many."""
-        count = 0
+        """Append encoded ops in order (one fsync for all); returns how many.
+
+        All or nothing: on a short or failed write (a full or read-only disk) the segment is cut back
+        to what it held and the OSError is raised, so no torn line is ever followed by another op.
+        """
+        data = b"".join(lines)
+        count = data.count(b"\n")
         with self._lock:
             if self._active is None:
-                ensure_private_dir(self.directory)
-                self._active_path = self.directory / f"{os.getpid()}-{time.time_ns()}{_SUFFIX}"
-                self._active = open_private(self._active_path)
-                self._active_rows = 0
-            for line in lines:
-                self._active.write(line)
-                count += 1
-            self._active.flush()
-            if self.fsync:
-                os.fsync(self._active.fileno())
+                path, fd = _create_locked(self.directory, time.time_ns())
+                self._locks[path] = fd
+                self._active_path, self._active, self._active_rows = path, fd, 0
+            fd = self._active
+            before = os.fstat(fd).st_size
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                if self.fsync:
+                    os.fsync(fd)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, before)
+                raise
             self._active_rows += count
         return count
 
@@ -126,23 +188,29 @@ class Spool:
         with self._lock:
             if self._active is not None:
                 self._seal_locked()
-            stamps = [int(part) for path, _ in self._closed
-                      if (part := path.stem.split("-")[1] if "-" in path.stem else "").isdigit()]
+            stamps = [segment_order(path)[0] for path, _ in self._closed]
             stamp = min(stamps) - 1 if stamps else time.time_ns()
-            ensure_private_dir(self.directory)
-            path = self.directory / f"{os.getpid()}-{stamp}{_SUFFIX}"
-            with open_private(path) as handle:
-                handle.writelines(lines)
-                handle.flush()
+            path, fd = _create_locked(self.directory, stamp)
+            try:
+                view = memoryview(b"".join(lines))
+                while view:
+                    view = view[os.write(fd, view):]
                 if self.fsync:
-                    os.fsync(handle.fileno())
+                    os.fsync(fd)
+            except OSError:
+                path.unlink(missing_ok=True)  # all or nothing
+                os.close(fd)
+                raise
+            self._locks[path] = fd
             self._closed.insert(0, (path, len(lines)))
         return len(lines)
 
     def pending(self) -> int:
-        """Ops this process has spooled and not yet handed out (sealed and active segments)."""
+        """Ops this process holds on disk and has not written yet (sealed, active, and the segment a
+        lane is writing right now: during an outage that one holds the backlog)."""
         with self._lock:
-            return sum(count - self._progress.get(path, 0) for path, count in self._closed) + self._active_rows
+            return (sum(count - self._progress.get(path, 0) for path, count in self._closed) + self._active_rows
+                    + sum(self._taken.values()))
 
     def take(self) -> tuple[Path, int, int] | None:
         """Seal and hand out the oldest segment: (path, lines, lines already written)."""
@@ -152,57 +220,55 @@ class Spool:
             if not self._closed:
                 return None
             path, count = self._closed.pop(0)
-            return path, count, self._progress.pop(path, 0)
+            done = self._progress.pop(path, 0)
+            self._taken[path] = count - done
+            return path, count, done
 
     def give_back(self, path: Path, count: int, done: int) -> None:
         """Return a segment the lane could not finish (``done`` lines of it are written); taken again first."""
         with self._lock:
+            self._taken.pop(path, None)
             self._closed.insert(0, (path, count))
             self._progress[path] = done
 
     def _seal_locked(self) -> None:
         assert self._active is not None and self._active_path is not None
-        self._active.close()
         self._closed.append((self._active_path, self._active_rows))
         self._active, self._active_path, self._active_rows = None, None, 0
 
     def adopt_orphans(self, legacy: Path | None = None) -> int:
-        """Queue segments left by processes that are gone (a crash or a kill); returns their ops.
+        """Queue segments no live process owns (left by a crash, a kill or an earlier lane); returns their ops.
 
-        A segment named with our own pid, written before this process started, is a previous
-        incarnation's: in a container the restarted app often gets the same pid (1) as the one that
-        crashed. Segments of other lanes of this process are left to them. ``legacy`` is a directory of
+        Ownership is the segment's ``flock``, not a pid: in containers every app is pid 1, and a
+        restarted app often gets the pid of the one that crashed. ``legacy`` is a directory of
         release-0.1 segments (bare rows) to adopt as well.
         """
         adopted = 0
-        mine = os.getpid()
         with self._lock:
-            known = {path for path, _ in self._closed} | {self._active_path}
+            known = set(self._locks)
         candidates: list[Path] = []
         for directory in (self.directory, legacy):
             if directory is not None and directory.is_dir():
-                candidates.extend(sorted(directory.glob(f"*{_SUFFIX}")))
+                candidates.extend(p for p in directory.glob(f"*{_SUFFIX}") if is_segment(p))
+        found: list[tuple[Path, int, int]] = []
         for path in candidates:
-            pid = segment_pid(path)
-            if pid is None or path in known:
+            if path in known:
                 continue
-            if pid == mine and not _older_than_this_process(path):
-                with _released_lock:
-                    if path not in _released:
-                        continue  # another live lane's
-                    _released.discard(path)
-            if pid != mine and _pid_alive(pid):
-                continue
-            ensure_private_dir(self.directory)
-            claimed = self.directory / f"{mine}-{time.time_ns()}-adopted{_SUFFIX}"
+            fd = lock_segment(path)
+            if fd is None:
+                continue  # a live process's (or another lane's of this one)
             try:
-                path.rename(claimed)  # atomic: two starting processes cannot both adopt it
+                rows = sum(1 for _ in self.read(path))
             except OSError:
+                os.close(fd)
                 continue
-            rows = sum(1 for _ in self.read(claimed))
-            with self._lock:
-                self._closed.append((claimed, rows))
-            adopted += rows
+            found.append((path, rows, fd))
+        with self._lock:
+            for path, rows, fd in found:
+                self._locks[path] = fd
+                self._closed.append((path, rows))
+                adopted += rows
+            self._closed.sort(key=lambda item: segment_order(item[0]))
         return adopted
 
     @staticmethod
@@ -213,15 +279,19 @@ class Spool:
                 if line.endswith(b"\n") and line.strip():
                     yield line
 
-    @staticmethod
-    def remove(path: Path) -> None:
-        """Delete a segment whose ops are all written."""
+    def remove(self, path: Path) -> None:
+        """Delete a segment whose ops are all written (then let go of its lock)."""
         path.unlink(missing_ok=True)
+        with self._lock:
+            self._taken.pop(path, None)
+            fd = self._locks.pop(path, None)
+        if fd is not None:
+            os.close(fd)
 
     def reject(self, op_line: bytes, error: str) -> Path:
         """Keep one op the sink will never take, with why, in this process's rejected-ops file."""
         ensure_private_dir(self.directory)
-        path = self.directory / f"{REJECTED_PREFIX}{os.getpid()}{_SUFFIX}"
+        path = self.directory / f"{REJECTED_PREFIX}{owner_id()}{_SUFFIX}"
         try:
             op: Any = json.loads(op_line)
         except ValueError:
@@ -233,32 +303,32 @@ class Spool:
         return path
 
     def close(self) -> None:
-        """Close the active segment file (its ops stay on disk for the next start)."""
+        """Close the active segment file (its ops stay on disk, still owned by this process)."""
         with self._lock:
             if self._active is not None:
                 self._seal_locked()
 
     def release(self) -> None:
-        """Hand this spool's sealed segments to the next lane of this process on the same directory."""
+        """Let go of this spool's segments (their locks): the next lane to start, of this process or
+        another, adopts them."""
         with self._lock:
             if self._active is not None:
                 self._seal_locked()
-            paths = [path for path, _ in self._closed]
-            self._closed, self._progress = [], {}
-        with _released_lock:
-            _released.update(paths)
+            fds = list(self._locks.values())
+            self._closed, self._progress, self._taken, self._locks = [], {}, {}, {}
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def reset_after_fork(self) -> None:
-        """In a forked child: forget the parent's open file and segments (the parent drains them)."""
+        """In a forked child: forget the parent's open file and segments (the parent drains them).
+
+        The child's copies of the lock fds are closed: the locks stay with the parent's, and when the
+        parent dies its segments become adoptable even while the child lives on.
+        """
         self._lock = threading.Lock()
+        for fd in self._locks.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
         self._active, self._active_path, self._active_rows = None, None, 0
-        self._closed = []
-        self._progress = {}
-        _forget_released()
-
-
-def _forget_released() -> None:
-    """In a forked child: the parent's released segments are the parent's to write."""
-    global _released_lock
-    _released_lock = threading.Lock()  # the parent may have held it at fork time
-    _released.clear()
+        self._closed, self._progress, self._taken, self._locks = [], {}, {}, {}
