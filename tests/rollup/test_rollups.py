@@ -109,3 +109,39 @@ def test_rebuild_since_recomputes_only_the_later_buckets(db_url: str, table_name
         total = conn.execute(sa.select(sa.func.sum(rollup.c.interactions))).scalar_one()
     # the late row in the rebuilt range counts; the old one, before --since, waits for a full rebuild
     assert int(total) == sum(1 for r in seed_rows() if r.get("model")) + 1
+
+
+def test_cli_rebuild_keys_by_the_rollup_fields_setting(db_url: str, table_name: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from wonkalytics.cli import app
+
+    engine, _ = _seed(db_url, table_name)
+    upgrade(engine, table_name)          # the rollup tables without app fields
+    monkeypatch.setenv("WONKALYTICS_ROLLUP_FIELDS", "language")
+    result = CliRunner().invoke(app, ["rollup", "--rebuild", "--database-url", db_url, "--table", table_name])
+    assert result.exit_code == 0, result.output
+    interactions = [r for r in seed_rows() if r.get("model")]
+    assert f"rebuilt from {len(interactions)} interactions" in result.output
+    rollup, _ = rollup_tables(table_name, fields=("language",))
+    with engine.connect() as conn:
+        got = dict(conn.execute(sa.select(rollup.c.language, sa.func.sum(rollup.c.interactions))
+                                .group_by(rollup.c.language)).all())
+    want: dict[Any, int] = {}
+    for r in interactions:
+        want[r["language"]] = want.get(r["language"], 0) + 1
+    assert {k: int(v) for k, v in got.items()} == want
+    refused = CliRunner().invoke(app, ["rollup", "--database-url", db_url, "--table", table_name])
+    assert refused.exit_code == 1 and "--rebuild" in refused.output
+
+
+def test_rollup_fields_setting_refuses_a_bad_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wonkalytics.errors import ConfigurationError
+    from wonkalytics.settings import load_settings
+
+    monkeypatch.setenv("WONKALYTICS_ROLLUP_FIELDS", "language, level")
+    assert load_settings().rollup_fields == ("language", "level")
+    monkeypatch.setenv("WONKALYTICS_ROLLUP_FIELDS", "language;drop")
+    with pytest.raises(ConfigurationError, match="rollup_fields"):
+        load_settings()

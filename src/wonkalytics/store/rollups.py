@@ -214,11 +214,15 @@ def rebuild(engine: sa.Engine, table: sa.Table, column_map: Mapping[str, str] | 
             fields: Sequence[str] = (), since: datetime | None = None) -> int:
     """Recompute the rollups from ``since`` (whole quarter hours; all when None) exactly; returns rows read.
 
-    One transaction: the range is deleted and written again, so readers see the old or the new figures.
+    One transaction: the range is deleted and written again, so readers see the old or the new figures
+    (MySQL/MariaDB commit the DDL of a full rebuild implicitly: there readers may briefly see none).
     """
     keeper = Rollup(table, column_map, fields)
     start = bucket_of(since) if since is not None else None
     with engine.begin() as conn:
+        if start is None:   # everything: the tables are remade, so a changed rollup_fields takes effect
+            keeper.users.drop(conn, checkfirst=True)
+            keeper.rollup.drop(conn, checkfirst=True)
         keeper.create(conn)
         for target in (keeper.rollup, keeper.users):
             delete = sa.delete(target)
