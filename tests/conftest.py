@@ -64,7 +64,8 @@ def _drop(url: str, table: str) -> None:
     engine = sa.create_engine(url)
     try:
         with engine.begin() as conn:
-            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+            for name in (f"{table}_rollup", f"{table}_rollup_users", table):  # rollups: store/rollups.py
+                conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
     finally:
         engine.dispose()
 

@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     # and the problem (pydantic-settings' own decoding reports only "SettingsError").
     column_map: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     """Our field name -> your column name, e.g. ``{"response": "answer_text"}``."""
+    rollup_fields: Annotated[tuple[str, ...], NoDecode] = ()
+    """App fields the rollups are also keyed by, e.g. ``WONKALYTICS_ROLLUP_FIELDS=language,level``."""
     durability: Durability = "memory"
     """``memory``: rows wait in a bounded queue; ``disk``: each row is fsynced to a spool first."""
     spool_dir: Path = Path("wonkalytics-spool")
@@ -184,6 +186,17 @@ class Settings(BaseSettings):
                     "WONKALYTICS_TABLE=llm_interactions"
                 )
         return value
+
+    @field_validator("rollup_fields", mode="before")
+    @classmethod
+    def _parse_rollup_fields(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        names = tuple(value)
+        for name in names:
+            if not isinstance(name, str) or not name or len(name) > 128 or _BAD_COLUMN_CHARS.search(name):
+                raise ValueError(f"rollup_fields names app fields, comma-separated; {name!r} is not a field name")
+        return names
 
     @field_validator("column_map", mode="before")
     @classmethod

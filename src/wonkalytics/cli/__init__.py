@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from wonkalytics.cli import dashboard, demo, doctor, export, fake_openai, init, spool, stats
+from wonkalytics.cli import dashboard, demo, doctor, export, fake_openai, init, rollup, spool, stats
 from wonkalytics.cli.output import describe, fail, say
 from wonkalytics.errors import WonkalyticsError
 
@@ -93,6 +93,7 @@ app.add_typer(spool.app, name="spool", epilog=example("wonkalytics spool status"
 app.command("stats", epilog=example(*stats.EXAMPLES))(stats.stats)
 app.command("export", epilog=example(*export.EXAMPLES))(export.export)
 app.command("dashboard", epilog=example(*dashboard.EXAMPLES))(dashboard.dashboard)
+app.command("rollup", epilog=example(*rollup.EXAMPLES))(rollup.rollup)
 
 
 def main() -> None:

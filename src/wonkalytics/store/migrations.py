@@ -162,6 +162,27 @@ def _read_index(table: sa.Table, dialect: Dialect) -> Plan:
                 "29 ms on 1M rows)")
 
 
+def _rollup_tables(table: sa.Table, dialect: Dialect) -> Plan:
+    """Create ``<table>_rollup`` / ``<table>_rollup_users`` unless :func:`upgrade` saw them already."""
+    from wonkalytics.store.rollups import rollup_tables
+
+    name = "m007_rollup_tables"
+    existing = table.info.get("existing_tables")
+    statements = []
+    for target in rollup_tables(table.name, table.schema):
+        if existing is not None and target.name.casefold() in existing:
+            continue
+        # SQL Server has no CREATE TABLE IF NOT EXISTS; elsewhere it keeps a plan printed without a
+        # connection (--print-sql) safe to run twice.
+        guard = dialect.name != "mssql"
+        statements.append(str(sa.schema.CreateTable(target, if_not_exists=guard).compile(dialect=dialect)).strip())
+        statements.extend(str(sa.schema.CreateIndex(index, if_not_exists=guard).compile(dialect=dialect))
+                          for index in target.indexes)
+    note = "creates the rollup tables (then run `wonkalytics rollup --rebuild`)" if statements \
+        else "the rollup tables are there"
+    return Plan(name, statements, note)
+
+
 STEPS: tuple[Step, ...] = (
     Step("m001_add_default_columns", "add the default columns the table lacks", _add_default_columns),
     Step("m002_index_timestamp", "index timestamp (time-range reads)",
@@ -171,6 +192,7 @@ STEPS: tuple[Step, ...] = (
     Step("m004_unique_event_id", "make event_id unique (idempotent retries)", _unique_event_id),
     Step("m005_score_float", "score as a float on a table created by release 0.1", _score_float),
     Step("m006_read_index", "a covering index for the read side", _read_index),
+    Step("m007_rollup_tables", "the rollup tables of the read side", _rollup_tables),
 )
 """Every migration, in order."""
 
@@ -212,6 +234,7 @@ def upgrade(engine: sa.Engine, table_name: str, schema: str | None = None) -> li
     for step in STEPS:
         with engine.begin() as conn:
             table = sa.Table(table_name, sa.MetaData(), schema=schema, autoload_with=conn, resolve_fks=False)
+            table.info["existing_tables"] = {n.casefold() for n in sa.inspect(conn).get_table_names(schema=schema)}
             plan = step.plan(table, conn.dialect)
             for statement in plan.statements:
                 conn.execute(sa.text(statement))
