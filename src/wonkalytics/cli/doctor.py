@@ -24,7 +24,7 @@ from rich.table import Table
 
 from wonkalytics.errors import WonkalyticsError
 from wonkalytics.settings import Settings, load_settings
-from wonkalytics.store.fit import ColumnKind, column_index, fit_to_table
+from wonkalytics.store.fit import ColumnKind, column_index, fit_to_table, resolve_column
 from wonkalytics.store.schema import DEFAULT_COLUMNS, ROW_KEY
 from wonkalytics.store.sql import TableStore
 from wonkalytics.writer.replay import spool_status
@@ -75,15 +75,20 @@ def run_checks(settings: Settings) -> list[Check]:
         return checks
     checks.append(Check("table", "ok", f"{settings.table} exists"))
     columns = store.columns
-    have = column_index(store.table.c.keys())
-    mapped = {field: column for field, column in settings.column_map.items() if column.casefold() not in have}
+    names = store.table.c.keys()
+    column_map = settings.column_map
+    folded = column_index(names)
+
+    def column_of(name: str) -> str | None:  # the one rule: column map, exact, case-insensitive
+        return resolve_column(name, names, column_map, folded=folded)
+
+    mapped = {field: column for field, column in column_map.items() if column_of(field) is None}
     if mapped:
         checks.append(Check("column map", "fail", "maps onto missing columns: "
                             + ", ".join(f"{f}->{c}" for f, c in sorted(mapped.items())),
                             "fix WONKALYTICS_COLUMN_MAP (or add the columns)"))
-    targets = {settings.column_map.get(c.name, c.name).casefold() for c in DEFAULT_COLUMNS if c.name != ROW_KEY}
-    missing = sorted(c.name for c in DEFAULT_COLUMNS
-                     if c.name != ROW_KEY and settings.column_map.get(c.name, c.name).casefold() not in have)
+    targets = [c.name for c in DEFAULT_COLUMNS if c.name != ROW_KEY]
+    missing = sorted(name for name in targets if column_of(name) is None)
     if missing:
         checks.append(Check("columns", "warn", f"{len(missing)} of {len(targets)} default columns missing "
                             f"(those fields are not stored): {', '.join(missing)}",
@@ -92,10 +97,11 @@ def run_checks(settings: Settings) -> list[Check]:
         checks.append(Check("columns", "ok", f"all {len(targets)} default columns present"))
     from wonkalytics.store.dialects import unique_column
 
-    if "event_id" not in have:
+    event_column = column_of("event_id")
+    if event_column is None:
         checks.append(Check("idempotency", "warn", "no event_id column: a retried batch can be stored twice",
                             "`wonkalytics init --upgrade`"))
-    elif unique_column(store.table, have["event_id"], engine) is None:
+    elif unique_column(store.table, event_column, engine) is None:
         checks.append(Check("idempotency", "warn", "event_id has no unique index (retries are de-duplicated by a "
                             "slower look-up)", "`wonkalytics init --upgrade` adds the unique index"))
     else:

@@ -69,8 +69,7 @@ class TableSink:
     def _check_column_map(self, columns: Mapping[str, Any]) -> None:
         """Say once, loudly, when the column map points at columns the table does not have."""
         self._map_checked = True
-        folded = {name.casefold() for name in columns}
-        missing = {f: c for f, c in self.column_map.items() if c.casefold() not in folded}
+        missing = {f: c for f, c in self.column_map.items() if resolve_column(f, columns, self.column_map) is None}
         if missing:
             logger.warning(
                 "wonkalytics: WONKALYTICS_COLUMN_MAP maps %s onto columns that table %r does not have; "
