@@ -134,3 +134,31 @@ def test_the_request_id_of_the_last_call_before_exit_is_kept(
     assert len(pl.tracked) == 1
     rows = read_rows(sqlite_url, table_name)
     assert [r["pl_request_id"] for r in rows] == ["1"]
+
+
+TWO_CALLS = textwrap.dedent("""
+    import sys
+    import openai, wonkalytics
+    url, table, spool, pl_url, openai_url, key = sys.argv[1:7]
+    wonkalytics.configure(database_url=url, table=table, spool_dir=spool, flush_interval=0.5, exit_timeout=1.5,
+                          promptlayer_api_key=key, promptlayer_base_url=pl_url)
+    client = wonkalytics.wrap(openai.OpenAI(base_url=openai_url, api_key="sk-test", max_retries=0))
+    for n in range(2):  # one PromptLayer batch: the first request is taken, the second gets 500s
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": str(n)}])
+""")
+
+
+def test_a_request_promptlayer_took_is_not_sent_again_after_a_restart(
+    pl: FakePromptLayer, fake: FakeOpenAI, sqlite_url: str, table_name: str, tmp_path: Path
+) -> None:
+    spool = str(tmp_path / "spool")
+    pl.fail_next(500, times=10_000, after=1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WONKALYTICS_", "PROMPTLAYER_"))}
+    done = subprocess.run([sys.executable, "-c", TWO_CALLS, sqlite_url, table_name, spool, pl.url, fake.base_url,
+                           KEY], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(pl.tracked) == 1  # the second is spooled at exit
+    pl.fail_next(500, times=0)
+    _run_app(sqlite_url, table_name, spool, pl.url, "", KEY)  # the next process writes what was spooled
+    sent = [body["metadata"]["wonkalytics_event_id"] for body in pl.tracked]
+    assert len(sent) == 2 and len(set(sent)) == 2, sent

@@ -19,6 +19,10 @@ the counters of ``wonkalytics.health()``::
 ops it refuses for good, each with the reason; an :class:`~wonkalytics.ops.Update` that finds
 no row is returned with :class:`~wonkalytics.ops.RowNotFoundError`, and the lane keeps retrying it
 for ``update_grace`` seconds. Ops a sink has nothing to do with are simply skipped (not rejected).
+
+Optional: ``delivered(op) -> bool``, for a sink whose writes are not idempotent (PromptLayer): True for
+an op it already delivered in a batch that is still being retried; the lane does not spool such an op
+at exit, so the next process does not send it again.
 """
 
 from __future__ import annotations

@@ -180,6 +180,11 @@ class PromptLayerSink:
         self._delivered.difference_update(_op_key(op) for op in ops)
         return rejected
 
+    def delivered(self, op: Op) -> bool:
+        """True when PromptLayer already took ``op`` in a batch still being retried: the lane leaves it
+        out of the spool at exit, so the next process does not send it again."""
+        return _op_key(op) in self._delivered
+
     def is_transient(self, exc: BaseException) -> bool:
         """PromptLayer busy or unreachable: retry the batch later."""
         return isinstance(exc, PromptLayerUnavailableError | httpx.TransportError)

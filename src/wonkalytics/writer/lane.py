@@ -191,10 +191,19 @@ class Lane:
         left: list[Op] = []
         counted_done = 0  # ops in `left` already counted as handled: counted again when read back
         if thread is not None and thread.is_alive():
-            left.extend(self._in_flight)  # the sink hangs on it: keep a copy (replays are idempotent)
-            counted_done += len(self._in_flight)  # the hung thread counts its batch when it returns
+            # The sink hangs on it: keep a copy (replays are idempotent), less what it already delivered.
+            hung = [op for op in self._in_flight if not self._was_delivered(op)]
+            left.extend(hung)
+            counted_done += len(hung)  # the hung thread counts its batch when it returns
+        taken = 0  # queued ops the sink had already delivered (a 2xx): handled, never spooled to go again
         while self._queue:
-            left.append(self._queue.popleft())
+            op = self._queue.popleft()
+            if self._was_delivered(op):
+                taken += 1
+            else:
+                left.append(op)
+        if taken:
+            self._mark_done(taken)
         left.extend(self._pending)  # keeps first_tried: the grace period spans the restart
         counted_done += len(self._pending)
         self._pending.clear()
@@ -215,6 +224,17 @@ class Lane:
                 self._spilling = True
         self.spool.close()
         return spilled
+
+    def _was_delivered(self, op: Op) -> bool:
+        """True when the sink already delivered ``op`` in a batch that did not complete (``delivered``,
+        an optional sink member: PromptLayer must not get a request twice from the next process)."""
+        delivered = getattr(self.sink, "delivered", None)
+        if delivered is None:
+            return False
+        try:
+            return bool(delivered(op))
+        except Exception:
+            return False  # spooled: a copy more, never an op less
 
     # -- worker side -------------------------------------------------------------------------------
 
