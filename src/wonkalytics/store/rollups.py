@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,7 +32,8 @@ from wonkalytics.store import dialects as d
 from wonkalytics.store.fit import column_index, resolve_column
 from wonkalytics.store.sketch import Sketch, SketchError
 
-__all__ = ["DIMENSIONS", "Aggregate", "Rollup", "bucket_of", "rebuild", "rollup_tables"]
+__all__ = ["DIMENSIONS", "Aggregate", "Keeper", "Rollup", "begin_insert", "bucket_of", "rebuild", "rollup_tables",
+           "update_where"]
 
 DIMENSIONS = ("model", "tenant_id", "status")
 """Fields every rollup row is keyed by (beside the bucket and the app fields the team names)."""
@@ -231,3 +233,212 @@ def rebuild(engine: sa.Engine, table: sa.Table, column_map: Mapping[str, str] | 
         groups, users = keeper.aggregate(rows)
         keeper.store(conn, groups, users)
     return len(rows)
+
+
+# --- incremental upkeep (the writer's hook) -------------------------------------------------------
+
+_KNOWN = {"key_hash", "bucket", *DIMENSIONS, "interactions", "errors", "aborted", *_SUMS, "priced", "scored",
+          "timed", "ttft_timed", "cost_usd", "score_sum", "score_min", "score_max", "duration_sum", "ttft_sum",
+          "score_hist", "duration_sketch", "ttft_sketch"}
+
+
+def _stored(row: Mapping[str, Any]) -> Aggregate:
+    agg = Aggregate()
+    for name in ("interactions", "errors", "aborted", *_SUMS, "priced", "scored", "timed", "ttft_timed"):
+        agg.counts[name] = int(row[name] or 0)
+    for name in ("cost_usd", "score_sum", "duration_sum", "ttft_sum"):
+        agg.sums[name] = float(row[name] or 0.0)
+    agg.scores = {float(k): int(n) for k, n in json.loads(row["score_hist"] or "[]")}
+    agg.duration, agg.ttft = Sketch.loads(row["duration_sketch"]), Sketch.loads(row["ttft_sketch"])
+    return agg
+
+
+def _combine(base: Aggregate, delta: Aggregate) -> Aggregate:
+    for name, n in delta.counts.items():
+        base.counts[name] = base.counts.get(name, 0) + n
+    for name, v in delta.sums.items():
+        base.sums[name] = base.sums.get(name, 0.0) + v
+    for score, n in delta.scores.items():
+        total = base.scores.get(score, 0) + n
+        if total:
+            base.scores[score] = total
+        else:
+            base.scores.pop(score, None)
+    base.duration.merge(delta.duration)
+    base.ttft.merge(delta.ttft)
+    return base
+
+
+class Keeper(Rollup):
+    """:class:`Rollup` of a table whose rollup tables exist, applying deltas in the writer's transaction."""
+
+    def apply(self, conn: Connection, groups: Mapping[str, tuple[datetime, tuple[Any, ...], Aggregate]],
+              users: Mapping[tuple[datetime, str], int]) -> None:
+        """Add the deltas to the stored rows (rows are created, locked, merged, written; empty ones deleted)."""
+        names = (*DIMENSIONS, *self.fields)
+        r = self.rollup
+        for key, (bucket, dims, delta) in sorted(groups.items()):
+            # The insert that does nothing when the row exists is the dialect's UPSERT; it also takes
+            # the row lock on PostgreSQL/MariaDB, so two writers merging the same key serialise here.
+            _insert_missing(conn, r, {"key_hash": key, "bucket": bucket, **dict(zip(names, dims, strict=True))},
+                            ["key_hash"])
+            query = sa.select(r).where(r.c.key_hash == key)
+            if conn.dialect.name != "sqlite":
+                query = query.with_for_update()
+            merged = _combine(_stored(dict(conn.execute(query).mappings().one())), delta)
+            if merged.counts.get("interactions", 0) <= 0:
+                conn.execute(sa.delete(r).where(r.c.key_hash == key))
+            else:
+                conn.execute(sa.update(r).where(r.c.key_hash == key).values(merged.values()))
+        u = self.users
+        for (bucket, user), n in sorted(users.items()):
+            if n == 0:
+                continue
+            _insert_missing(conn, u, {"bucket": bucket, "username": user, "n": 0}, ["bucket", "username"])
+            where = (u.c.bucket == bucket, u.c.username == user)
+            conn.execute(sa.update(u).where(*where).values(n=u.c.n + n))
+            conn.execute(sa.delete(u).where(*where, u.c.n <= 0))
+
+    def canonical(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """A row keyed by the table's column names -> keyed by our field names."""
+        return {name: row.get(column.name) for name, column in self.columns.items()}
+
+    def touches(self, column: str) -> bool:
+        """Whether an update of ``column`` changes a rollup figure."""
+        return any(c.name == column for c in self.columns.values())
+
+
+def _insert_missing(conn: Connection, target: sa.Table, values: dict[str, Any], keys: list[str]) -> None:
+    name = conn.dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        conn.execute(pg_insert(target).values(values).on_conflict_do_nothing(index_elements=keys))
+    elif name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        conn.execute(sqlite_insert(target).values(values).on_conflict_do_nothing(index_elements=keys))
+    elif name in ("mysql", "mariadb"):
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        statement = mysql_insert(target).values(values)
+        conn.execute(statement.on_duplicate_key_update({keys[0]: statement.inserted[keys[0]]}))
+    else:   # SQL Server and others: look first (the transaction's isolation guards the race)
+        where = [target.c[k] == values[k] for k in keys]
+        if conn.execute(sa.select(sa.func.count()).select_from(target).where(*where)).scalar_one() == 0:
+            conn.execute(sa.insert(target).values(values))
+
+
+def keeper_for(conn: Connection, table: sa.Table) -> Keeper | None:
+    """The keeper of ``table``'s rollups when ``<table>_rollup`` exists (its app fields read from it), else None."""
+    probe = sa.select(sa.text("*")).select_from(sa.table(f"{table.name}_rollup", schema=table.schema))
+    try:
+        # A query, not the catalogue: the writer reflects its table once, and its column names come
+        # back with the (empty) result. The savepoint keeps PostgreSQL's transaction usable on failure.
+        with conn.begin_nested():
+            names = list(conn.execute(probe.where(sa.false())).keys())
+    except sa.exc.DBAPIError:
+        return None
+    fields = [n for n in names if n not in _KNOWN]
+    try:
+        return Keeper(table, None, fields)
+    except ValueError:
+        return None
+
+
+def after_insert(conn: Connection, keeper: Keeper, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Roll up ``rows`` (the ones that landed, keyed by column names) in the insert's transaction."""
+    groups, users = keeper.aggregate([keeper.canonical(r) for r in rows])
+    keeper.apply(conn, groups, users)
+
+
+def around_update(conn: Connection, keeper: Keeper, where: sa.ColumnElement[bool], update: Any) -> Any:
+    """Run ``update(conn)`` between reading the rows ``where`` picks before and after: old out, new in."""
+    query = keeper.select_rows().where(where)
+    before = [dict(r) for r in conn.execute(query).mappings()]
+    result = update(conn)
+    after = [dict(r) for r in conn.execute(query).mappings()]
+    old_groups, old_users = keeper.aggregate(before, -1)
+    new_groups, new_users = keeper.aggregate(after)
+    for key, (bucket, dims, agg) in old_groups.items():
+        if key in new_groups:
+            _combine(new_groups[key][2], agg)
+        else:
+            new_groups[key] = (bucket, dims, agg)
+    for user_key, n in old_users.items():
+        new_users[user_key] = new_users.get(user_key, 0) + n
+    keeper.apply(conn, new_groups, new_users)
+    return result
+
+
+_CACHE: dict[int, tuple[sa.Table, Keeper | None, float]] = {}
+_RECHECK = 60.0  # seconds before a table without rollups is looked at again (init --upgrade meanwhile)
+
+
+def _write_lock(conn: Connection, table: sa.Table) -> None:
+    # SQLite: our transactions are deferred and the engine relies on the first statement of a write
+    # transaction being a write, so busy_timeout applies; a read first and a write later fails at once
+    # with "database is locked" when another writer holds the lock. A write matching no row takes it.
+    if conn.dialect.name == "sqlite":
+        conn.execute(sa.delete(table).where(sa.false()))
+
+
+def cached_keeper(conn: Connection, table: sa.Table) -> Keeper | None:
+    """:func:`keeper_for`, remembered per reflected table (two catalogue reads per batch otherwise)."""
+    hit = _CACHE.get(id(table))
+    now = time.monotonic()
+    if hit is not None and hit[0] is table and (hit[1] is not None or now - hit[2] < _RECHECK):
+        if hit[1] is not None:
+            _write_lock(conn, table)
+        return hit[1]
+    _write_lock(conn, table)
+    keeper = keeper_for(conn, table)
+    _CACHE[id(table)] = (table, keeper, now)
+    return keeper
+
+
+def forget(table: sa.Table) -> None:
+    """Drop what :func:`cached_keeper` remembers of ``table`` (after creating or dropping rollups)."""
+    _CACHE.pop(id(table), None)
+
+
+def begin_insert(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]],
+                 dedupe_on: str | None) -> Callable[[], None] | None:
+    """Called before a batch is inserted; returns what to call after it (None: the table has no rollups).
+
+    Rows whose ``dedupe_on`` value the table already holds (a batch retried after a lost COMMIT
+    acknowledgement, a spool replay) or that repeat one earlier in the batch do not land, and so are
+    not rolled up again.
+    """
+    keeper = cached_keeper(conn, table)
+    if keeper is None:
+        return None
+    held: set[Any] = set()
+    if dedupe_on is not None:
+        column = table.c[dedupe_on]
+        ids = list({r[dedupe_on] for r in rows if r.get(dedupe_on) is not None})
+        for start in range(0, len(ids), 500):
+            held.update(conn.scalars(sa.select(column).where(column.in_(ids[start:start + 500]))))
+
+    def done() -> None:
+        seen: set[Any] = set()
+        landed = []
+        for row in rows:
+            key = row.get(dedupe_on) if dedupe_on is not None else None
+            if key is not None:
+                if key in held or key in seen:
+                    continue
+                seen.add(key)
+            landed.append(row)
+        after_insert(conn, keeper, landed)
+
+    return done
+
+
+def update_where(conn: Connection, table: sa.Table, statement: sa.Update, where: sa.ColumnElement[bool],
+                 column: str) -> int:
+    """Run the writer's ``UPDATE`` (returns rowcount), adjusting the rollups when ``column`` feeds them."""
+    keeper = cached_keeper(conn, table)
+    if keeper is None or not keeper.touches(column):
+        return int(conn.execute(statement).rowcount)
+    return int(around_update(conn, keeper, where, lambda c: c.execute(statement).rowcount))

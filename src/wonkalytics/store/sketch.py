@@ -83,23 +83,23 @@ class Sketch:
         return self.zeros + sum(self.buckets.values())
 
     def add(self, value: float, times: int = 1) -> None:
-        """Count ``value`` ``times`` times (a negative ``times`` takes it out again)."""
+        """Count ``value`` ``times`` times; a negative ``times`` builds a delta (a rollup's "old value out")."""
         key = bucket_of(value)
         if key is None:
             self.zeros += times
-            if self.zeros < 0:
-                raise SketchError("took out a zero value the sketch does not hold")
             return
         n = self.buckets.get(key, 0) + times
-        if n < 0:
-            raise SketchError(f"took out {value!r}, which the sketch does not hold")
         if n:
             self.buckets[key] = n
         else:
             del self.buckets[key]
 
     def remove(self, value: float) -> None:
-        """Take ``value`` out (it must have been added)."""
+        """Take ``value`` out; raises :class:`SketchError` when the sketch does not hold it."""
+        key = bucket_of(value)
+        held = self.zeros if key is None else self.buckets.get(key, 0)
+        if held < 1:
+            raise SketchError(f"took out {value!r}, which the sketch does not hold")
         self.add(value, -1)
 
     def merge(self, other: Sketch) -> None:

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from wonkalytics.errors import ConfigurationError, StoreError, UnknownColumnError, WonkalyticsError
+from wonkalytics.store import rollups
 from wonkalytics.store.bulk import MIN_COPY_ROWS
 from wonkalytics.store.dialects import InsertPlan, ddl_statements, insert_plan, on_column_reflect, unique_column
 from wonkalytics.store.engine import (
@@ -323,10 +324,14 @@ class TableStore:
                 groups.append((keys, [dict(row)]))
 
         def insert(conn: Connection) -> int:
-            return sum(
+            rolled = rollups.begin_insert(conn, state.table, rows, state.dedupe_on or state.filter_on)
+            count = sum(
                 self._insert_group(conn, state, self._plan(conn, state, keys), group)
                 for keys, group in groups
             )
+            if rolled is not None:
+                rolled()  # the rollups of the rows that landed, in this transaction (store/rollups.py)
+            return count
 
         try:
             return self._transaction("insert into", insert)
@@ -394,7 +399,9 @@ class TableStore:
             return False
         statement = update_statement(self.table, key_column, key_value, column, value, table_name=self.name)
         # MySQL counts matched (not changed) rows because SQLAlchemy sets CLIENT_FOUND_ROWS.
-        return self._transaction("update", lambda conn: conn.execute(statement).rowcount > 0)
+        where = self.table.c[key_column] == key_value
+        return self._transaction(
+            "update", lambda conn: rollups.update_where(conn, self.table, statement, where, column) > 0)
 
     # -- reading (tests, CLI, sinks) ----------------------------------------------------------------
 
