@@ -54,6 +54,37 @@ def require_server(kind: str) -> str:
     return url
 
 
+CLICKHOUSE_URL = os.environ.get("WONKALYTICS_TEST_CLICKHOUSE_URL", "clickhouse://default@127.0.0.1:9000/default")
+
+
+@cache
+def _clickhouse_unreachable(url: str) -> str | None:
+    try:
+        from clickhouse_driver import Client
+    except ImportError:
+        return "clickhouse-driver is not installed (pip install -e '.[clickhouse]')"
+    client = Client.from_url(url)
+    client.connection.connect_timeout = 3
+    try:
+        client.execute("SELECT 1")
+    except Exception as exc:
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    finally:
+        client.disconnect()
+    return None
+
+
+def require_clickhouse() -> str:
+    """The URL of the ClickHouse server (started by .ci/run), failing (CI) or skipping (laptop) when unreachable."""
+    reason = _clickhouse_unreachable(CLICKHOUSE_URL)
+    if reason is not None:
+        message = f"ClickHouse at {CLICKHOUSE_URL} unreachable: {reason}"
+        if IN_CI:
+            pytest.fail(f"CI=true and {message}")
+        pytest.skip(message + " (start clickhouse-server or set WONKALYTICS_TEST_CLICKHOUSE_URL)")
+    return CLICKHOUSE_URL
+
+
 @pytest.fixture
 def table_name() -> str:
     """A fresh table name per test, so tests never see each other's rows."""
