@@ -68,6 +68,7 @@ class Lane:
     def _init_state(self) -> None:
         self._queue: deque[Op] = deque()
         self._in_flight: list[Op] = []
+        self._left: list[Op] = []  # the part of the batch being delivered that is still unwritten
         self._pending: list[Update] = []
         self._retrying = 0  # parked updates in a retry round right now (still pending for health())
         self._pending_keys: dict[_Key, int] = {}
@@ -192,7 +193,8 @@ class Lane:
         counted_done = 0  # ops in `left` already counted as handled: counted again when read back
         if thread is not None and thread.is_alive():
             # The sink hangs on it: keep a copy (replays are idempotent), less what it already delivered.
-            hung = [op for op in self._in_flight if not self._was_delivered(op)]
+            unwritten = {id(op) for op in self._left}
+            hung = [op for op in self._in_flight if id(op) in unwritten and not self._was_delivered(op)]
             left.extend(hung)
             counted_done += len(hung)  # the hung thread counts its batch when it returns
         taken = 0  # queued ops the sink had already delivered (a 2xx): handled, never spooled to go again
@@ -288,8 +290,13 @@ class Lane:
                 batch = [self._queue.popleft() for _ in range(count)]
                 self._in_flight = batch
                 if not self._deliver(batch):
-                    self._queue.extendleft(reversed(batch))
+                    # Stopped: only what is still unwritten goes back (written, rejected and parked
+                    # ops are handled; putting them back wrote them twice, and sent PromptLayer a
+                    # request it had taken once more by the next process).
+                    left = self._left
+                    self._queue.extendleft(reversed(left))
                     self._in_flight = []
+                    self._mark_done(count - len(left))
                     return
                 self._in_flight = []
                 self._mark_done(count)
@@ -324,9 +331,18 @@ class Lane:
                     op.outcome = self._outcomes.pop(op.id, None)
                 ops.append(op)
             if ops and not self._deliver(ops):
-                for op in ops:  # put the waiters back: the same lines are read again later
+                left = self._left
+                for op in left:  # put the waiters back: the same lines are read again later
                     if isinstance(op, Update) and op.outcome is not None:
                         self._outcomes[op.id] = op.outcome
+                if left and len(ops) == len(chunk):  # line i is op i: the lines before are handled
+                    position += next(i for i, op in enumerate(ops) if op is left[0])
+                    # A sink that is not idempotent (PromptLayer) may have taken the first of them
+                    # before it failed: those are handled too, never sent again by the next process.
+                    for op in left:
+                        if not self._was_delivered(op):
+                            break
+                        position += 1
                 self.spool.give_back(path, count, position)
                 self._mark_done(position - done)  # progress so far; the rest is counted when written
                 return False
@@ -345,8 +361,10 @@ class Lane:
     def _deliver(self, ops: list[Op]) -> bool:
         """Write ``ops`` with retry; True when each is written, rejected or parked, False when stopped."""
         ops = self._divert_to_pending(ops)
+        self._left = ops
         attempt = 0
         while ops:
+            self._left = ops  # what is still unwritten: the caller keeps it when stopped
             try:
                 rejections = self.sink.write(ops, self.build)
             except Exception as exc:
@@ -359,7 +377,7 @@ class Lane:
                 attempt += 1
                 self.counters.failure(_describe(exc))
                 if attempt >= ISOLATE_AFTER:
-                    ops = self._one_by_one(ops, transient=True)
+                    ops = self._left = self._one_by_one(ops, transient=True)
                     if not ops:
                         return True
                 delay = backoff(attempt)
