@@ -89,7 +89,8 @@ def _sink_factories() -> list[SinkFactory]:
 def row_steps(settings: Settings) -> list[RowStep]:
     """Secret fields out, then the configured redaction (both before a row leaves the process)."""
     known = [settings.url().password, *(secret.get_secret_value() for secret in (
-        settings.promptlayer_api_key, settings.azure_sql_password) if secret is not None)]
+        settings.promptlayer_api_key, settings.azure_sql_password) if secret is not None),
+        settings.clickhouse_password()]
     known_secrets = [value for value in known if isinstance(value, str) and value]
     # The configured secrets are masked wherever they appear in a text (an error echoing the URL, a
     # key pasted into a prompt), beside the fields that name a credential.
@@ -147,8 +148,9 @@ def assemble(settings: Settings, submit: Callable[[Op], None]) -> tuple[Writer, 
             build=build,
             durability=settings.durability,
             queue_size=settings.queue_size,
-            batch_size=settings.batch_size,
-            flush_interval=settings.flush_interval,
+            # A sink may ask for its own batching (ClickHouse: >= 1,000 rows or one insert per second).
+            batch_size=getattr(sink, "batch_size", settings.batch_size),
+            flush_interval=getattr(sink, "flush_interval", settings.flush_interval),
             update_grace=settings.update_grace,
             legacy_spool=settings.spool_dir if sink is table else None,  # release 0.1's bare-row segments
         )

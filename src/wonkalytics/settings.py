@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
 from wonkalytics.errors import ConfigurationError
+from wonkalytics.store.clickhouse import check_clickhouse_url, is_clickhouse_url
 from wonkalytics.store.engine import safe_url
 
 __all__ = [
@@ -154,6 +155,11 @@ class Settings(BaseSettings):
     promptlayer_base_url: str = "https://api.promptlayer.com"
     otel: bool = False
     """Emit an OpenTelemetry GenAI span (and metrics) per interaction through the app's providers."""
+    clickhouse_url: SecretStr | None = None
+    """ClickHouse URL of the ClickHouse sink (``clickhouse://user:password@host:9000/db``); off when unset."""
+    read_url: SecretStr | None = None
+    """URL the read side (``stats``, ``export``, ``dashboard``) reads instead of ``database_url``: a
+    replica's SQL URL or a ClickHouse URL. The writer keeps ``database_url``."""
     jsonl_dir: Path | None = None
     """Directory of the JSON-lines sink (one file per UTC day and process); off when unset."""
     prices_file: Path | None = Field(None, validation_alias=AliasChoices("prices_file", "WONKALYTICS_PRICES"))
@@ -274,6 +280,21 @@ class Settings(BaseSettings):
         """The database URL with its password (and secret query values) hidden."""
         return safe_url(self.url())
 
+    def clickhouse_password(self) -> str | None:
+        """The password inside ``clickhouse_url`` (masked in rows like the database's), if any."""
+        if self.clickhouse_url is None:
+            return None
+        try:
+            return make_url(self.clickhouse_url.get_secret_value()).password
+        except Exception:
+            return None
+
+    def read_target(self) -> str:
+        """The URL the read side uses: ``read_url``, else the database URL (with its password)."""
+        if self.read_url is not None:
+            return self.read_url.get_secret_value()
+        return self.url().render_as_string(hide_password=False)
+
 
 def check_keywords(given: Iterable[str], where: str = "configure()") -> None:
     """Raise ``TypeError`` for a keyword that is not a setting, naming the valid ones and a close match.
@@ -330,6 +351,11 @@ def check_database_url(url: URL | str) -> None:
     parsed = make_url(url) if isinstance(url, str) else url
     scheme = parsed.drivername
     backend = scheme.partition("+")[0]
+    if backend in ("clickhouse", "clickhouses"):
+        raise ConfigurationError(
+            "ClickHouse is not the writer's database: set it as WONKALYTICS_CLICKHOUSE_URL (a sink beside the "
+            "SQL table) and WONKALYTICS_READ_URL (what stats, export and the dashboard read)"
+        )
     if backend in _HINTS:
         target = _HINTS[backend]
         raise ConfigurationError(
@@ -402,6 +428,14 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigurationError(_describe(exc)) from None
     if settings.database_url is not None:
         check_database_url(settings.url())
+    if settings.clickhouse_url is not None:
+        check_clickhouse_url(settings.clickhouse_url.get_secret_value())
+    if settings.read_url is not None:
+        read = settings.read_url.get_secret_value()
+        if is_clickhouse_url(read):
+            check_clickhouse_url(read)
+        else:
+            check_database_url(read)
     return settings
 
 
