@@ -41,6 +41,7 @@ from wonkalytics.errors import StoreError, UnknownColumnError, WonkalyticsError
 from wonkalytics.store.failures import store_error
 from wonkalytics.store.fit import column_index, resolve_column
 from wonkalytics.store.periods import Period, make_period, needs_quarters, parse_moment, rebucket
+from wonkalytics.store.rollup_reads import RollupReads, score_bins
 from wonkalytics.store.sql import TableStore
 
 __all__ = [
@@ -131,6 +132,7 @@ class ReadStore:
         self.name = table
         self.column_map = dict(column_map or {})
         self._folded: dict[str, str] | None = None
+        self._rollups = RollupReads(self)
 
     @property
     def table(self) -> sa.Table:
@@ -275,8 +277,12 @@ class ReadStore:
         """The ``stats --json`` / ``/api/overview`` object of ``period`` (the contract's keys).
 
         ``medians=False`` leaves the p50s out (None) where they cost a query of their own (SQLite,
-        MySQL): the dashboard's "change against the previous period" needs only the p95s.
+        MySQL): the dashboard's "change against the previous period" needs only the p95s. From the
+        rollups (store/rollup_reads.py) the percentiles come from sketches: ``approx`` names them.
         """
+        plan = self._rollups.plan(period, filters)
+        if plan is not None:
+            return self._rollups.overview(period, plan, filters)
         where = self.where(period, filters)
         metrics = self._metrics(distinct=False)
         inline = self.dialect == "postgresql"  # percentile_cont is an aggregate there: one scan (measured faster)
@@ -308,8 +314,11 @@ class ReadStore:
                percentiles: bool = True) -> list[dict[str, Any]]:
         """The overview per value of field ``by``, largest first (at most ``limit`` groups)."""
         group = self.require(by)
-        where = self.where(period, filters)
         limit = max(1, min(limit, _GROUPS_MAX))
+        plan = self._rollups.plan(period, filters, by)
+        if plan is not None:
+            return self._rollups.groups(period, plan, by, filters, limit=limit, percentiles=percentiles)
+        where = self.where(period, filters)
         query = (sa.select(group.label("value"), *self._metrics()).where(*where).group_by(group)
                  .order_by(sa.desc("interactions"), group).limit(limit))
         with self.reading() as conn:
@@ -321,6 +330,20 @@ class ReadStore:
                     for item in shaped:
                         item[name] = found.get(item["value"], item[name])
         return shaped
+
+    def distinct_users(self, conn: Connection, period: Period, filters: Filters | None, *,
+                       by: str | None = None) -> dict[Any, int]:
+        """Distinct users of ``period`` per value of field ``by`` (key None without), counted on the table."""
+        user = self.column("username")
+        if user is None:
+            return {}
+        group = self.require(by) if by is not None else None
+        where = [*self.where(period, filters), user.is_not(None)]
+        if group is None:   # a DISTINCT subquery: see overview() (parallel hash on PostgreSQL)
+            values = sa.select(user).where(*where).distinct().subquery()
+            return {None: int(conn.execute(sa.select(sa.func.count()).select_from(values)).scalar_one())}
+        query = sa.select(group.label("g"), sa.func.count(sa.distinct(user)).label("n")).where(*where).group_by(group)
+        return {r["g"]: int(r["n"]) for r in conn.execute(query).mappings()}
 
     def _percentiles(self, conn: Connection, name: str, where: Sequence[sa.ColumnElement[bool]],
                      group: sa.Column[Any] | None, *, medians: bool = True) -> dict[Any, dict[str, float | None]]:
@@ -421,10 +444,21 @@ class ReadStore:
             bucket = "hour" if period.until - period.since <= timedelta(days=3) else "day"
         if bucket not in ("hour", "day"):
             raise ValueError(f"bucket must be 'hour', 'day' or 'auto', not {bucket!r}")
+        quarters = needs_quarters(period)
+        plan = self._rollups.plan(period, filters)
+        if plan is None:
+            return rebucket(self._series_rows(period, filters, quarters), period, bucket)
+        rows = self._rollups.timeseries_rows(plan)
+        for edge in plan.edges:
+            rows += self._series_rows(edge, filters, quarters)
+        return rebucket(rows, period, bucket)
+
+    def _series_rows(self, period: Period, filters: Filters | None, quarters: bool) -> list[Any]:
+        """The table's sums of ``period`` per UTC hour (or quarter hour) for :func:`rebucket`."""
         timestamp = self.require("timestamp")
         hour = utc_hour(timestamp, self.dialect).label("utc_hour")
         keys: list[sa.ColumnElement[Any]] = [hour]
-        if needs_quarters(period):
+        if quarters:
             minute = sa.extract("minute", timestamp)
             keys.append((minute - minute % 15).label("quarter"))
         col = self.column
@@ -440,8 +474,7 @@ class ReadStore:
             sums.append((sa.func.count(expr) if expr is not None else sa.null()).label(key))
         query = sa.select(*keys, *sums).where(*self.where(period, filters)).group_by(*keys)
         with self.reading() as conn:
-            rows = conn.execute(query).mappings().all()
-        return rebucket(rows, period, bucket)
+            return list(conn.execute(query).mappings().all())
 
     # -- score distribution -----------------------------------------------------------------------
 
@@ -451,6 +484,9 @@ class ReadStore:
         score = self.column("score")
         if score is None:
             return []
+        plan = self._rollups.plan(period, filters)
+        if plan is not None:
+            return score_bins(self._rollups.scores(plan, filters), bins)
         where = self.where(period, filters)
         with self.reading() as conn:
             low, high = conn.execute(sa.select(sa.func.min(score), sa.func.max(score)).where(*where)).one()
