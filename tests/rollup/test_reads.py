@@ -301,3 +301,25 @@ def test_approx_percentiles_stay_within_the_stated_error_on_a_long_tail(sqlite_u
         want = _quantile(values, q)
         assert want is not None and abs(got["duration_ms"][key] - want) <= ALPHA * want
     assert got["approx"] == {"duration_ms": ALPHA, "ttft_ms": ALPHA}
+
+
+def test_the_dashboard_marks_sketched_percentiles(sqlite_url: str, table_name: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from wonkalytics.dashboard.app import create_app
+
+    now = datetime.now(UTC).replace(tzinfo=None)
+    rows = [{**r, "timestamp": now - timedelta(minutes=13 * n)} for n, r in enumerate(_rows(200, seed=6))]
+    plain = TableStore(sqlite_url, table_name)
+    plain.create_table()
+    plain.insert_many(rows)
+    page = TestClient(create_app(ReadStore(sqlite_url, table_name))).get("/")
+    assert page.status_code == 200 and "±1 %" not in page.text   # exact percentiles: no mark
+    store = _prepared(sqlite_url, f"{table_name}_r")
+    store.insert_many(rows)
+    client = TestClient(create_app(ReadStore(sqlite_url, f"{table_name}_r")))
+    page = client.get("/")
+    assert page.status_code == 200
+    assert page.text.count("±1 %</span>") == 2   # duration p95 and first token p95
+    assert client.get("/api/overview").json()["approx"] == {"duration_ms": ALPHA, "ttft_ms": ALPHA}
+    assert all(g["approx"] for g in client.get("/api/groups?by=model&percentiles=true").json())

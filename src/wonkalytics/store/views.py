@@ -33,7 +33,7 @@ from wonkalytics.store.dialects import dialect_for
 from wonkalytics.store.fit import resolve_column
 
 __all__ = ["PRIVATE_TEXTS", "READ_INDEX_FIELDS", "create_read_index", "create_views", "dialect_for",
-           "read_index", "view_names", "view_statements"]
+           "read_index", "rollups_readable", "view_names", "view_statements"]
 
 PRIVATE_TEXTS = ("system_msg", "messages", "response")
 """Fields left out of ``<table>_calls``: what the user asked and what the model answered."""
@@ -92,6 +92,70 @@ def _daily(table: sa.Table, dialect: Dialect, column_map: Mapping[str, str]) -> 
     return sa.select(*columns).where(model.is_not(None)).group_by(*keys)
 
 
+def _next_day(day: sa.ColumnElement[Any], dialect: Dialect) -> sa.ColumnElement[Any]:
+    if dialect.name == "sqlite":
+        return sa.func.datetime(day, "+1 day")
+    if dialect.name in ("mysql", "mariadb"):
+        return sa.func.date_add(day, sa.literal_column("INTERVAL 1 DAY"))
+    if dialect.name == "mssql":
+        return sa.func.dateadd(sa.literal_column("day"), 1, day)
+    return day + sa.literal_column("INTERVAL '1 day'")
+
+
+def _daily_from_rollups(table: sa.Table, dialect: Dialect, column_map: Mapping[str, str]) -> sa.Select[Any]:
+    """``<table>_daily`` over ``<table>_rollup``: the additive figures are sums of its quarter hours
+    (96 rows a day per key instead of every interaction). ``users`` is not additive and the rollup of
+    users is not keyed by model and tenant, so it is counted on the table by a correlated subquery:
+    evaluated only for the rows a BI tool asks for, each one a range on the timestamp index."""
+    from wonkalytics.store.rollups import rollup_tables
+
+    rollup = rollup_tables(table.name, table.schema)[0]
+    r = rollup.c
+
+    def col(name: str) -> sa.Column[Any] | None:
+        real = resolve_column(name, table.c.keys(), column_map)
+        return None if real is None else table.c[real]
+
+    day: sa.ColumnElement[Any] = sa.cast(r.bucket, sa.Date)
+    if dialect.name == "sqlite":
+        day = sa.func.date(r.bucket)
+    elif dialect.name == "mssql":
+        day = sa.func.convert(sa.literal_column("date"), r.bucket)
+    summed = ("interactions", "errors", "aborted", "scored", "score_sum", "prompt_tokens", "completion_tokens",
+              "cost_usd")
+    days = (sa.select(day.label("day"), r.model.label("model"), r.tenant_id.label("tenant_id"),
+                      *[sa.func.sum(r[name]).label(name) for name in summed])
+            .group_by(day, r.model, r.tenant_id).subquery("days"))
+    g = days.c
+    timestamp, model, tenant, user = col("timestamp"), col("model"), col("tenant_id"), col("username")
+    assert timestamp is not None and model is not None   # Rollup() refused the table otherwise
+    users: sa.ColumnElement[Any] = sa.literal(0)
+    if user is not None:
+        first: sa.ColumnElement[Any] = g.day if dialect.name == "sqlite" else sa.cast(g.day, sa.DateTime)
+        same_tenant = (sa.or_(tenant == g.tenant_id, sa.and_(tenant.is_(None), g.tenant_id.is_(None)))
+                       if tenant is not None else sa.true())
+        users = (sa.select(sa.func.count(sa.distinct(user)))
+                 .where(timestamp >= first, timestamp < _next_day(first, dialect), model == g.model, same_tenant)
+                 .scalar_subquery())
+    return sa.select(g.day, g.model, g.tenant_id, g.interactions, users.label("users"), g.errors, g.aborted,
+                     g.scored, (g.score_sum / sa.func.nullif(g.scored, 0)).label("avg_score"), g.prompt_tokens,
+                     g.completion_tokens, g.cost_usd)
+
+
+def rollups_readable(engine: sa.Engine, table: sa.Table, column_map: Mapping[str, str] | None = None) -> bool:
+    """Whether ``<table>_rollup`` exists and is kept on the columns ``column_map`` names (see
+    :mod:`wonkalytics.store.rollup_reads`: the writer's hook resolves fields without the map)."""
+    from wonkalytics.store.rollups import Rollup
+
+    if not sa.inspect(engine).has_table(f"{table.name}_rollup", schema=table.schema):
+        return False
+    try:
+        ours, writers = Rollup(table, column_map), Rollup(table)
+    except ValueError:
+        return False
+    return {n: c.name for n, c in ours.columns.items()} == {n: c.name for n, c in writers.columns.items()}
+
+
 def _calls(table: sa.Table, column_map: Mapping[str, str]) -> sa.Select[Any]:
     private = {resolve_column(name, table.c.keys(), column_map) for name in PRIVATE_TEXTS}
     return sa.select(*[c for c in table.columns if c.name not in private])
@@ -106,17 +170,22 @@ def _create(name: str, query: sa.Select[Any], dialect: Dialect) -> list[str]:
     return [f"DROP VIEW IF EXISTS {name}", f"CREATE VIEW {name} AS {body}"]
 
 
-def view_statements(table: sa.Table, dialect: Dialect, column_map: Mapping[str, str] | None = None) -> list[str]:
-    """The statements that create (or replace) both views of ``table``; only our constants are inlined."""
+def view_statements(table: sa.Table, dialect: Dialect, column_map: Mapping[str, str] | None = None, *,
+                    rollups: bool = False) -> list[str]:
+    """The statements that create (or replace) both views of ``table``; only our constants are inlined.
+
+    ``rollups``: ``<table>_daily`` reads ``<table>_rollup`` (see :func:`rollups_readable`)."""
     daily, calls = view_names(table)
     mapping = dict(column_map or {})
-    return (_create(_qualified(daily, table.schema, dialect), _daily(table, dialect, mapping), dialect)
+    query = _daily_from_rollups(table, dialect, mapping) if rollups else _daily(table, dialect, mapping)
+    return (_create(_qualified(daily, table.schema, dialect), query, dialect)
             + _create(_qualified(calls, table.schema, dialect), _calls(table, mapping), dialect))
 
 
 def create_views(engine: sa.Engine, table: sa.Table, column_map: Mapping[str, str] | None = None) -> tuple[str, str]:
-    """Create (or replace) the views of ``table`` in one transaction; returns their names."""
-    statements = view_statements(table, engine.dialect, column_map)
+    """Create (or replace) the views of ``table`` in one transaction (the daily one over the rollups
+    when :func:`rollups_readable`); returns their names."""
+    statements = view_statements(table, engine.dialect, column_map, rollups=rollups_readable(engine, table, column_map))
     with engine.begin() as conn:
         for statement in statements:
             conn.exec_driver_sql(statement)

@@ -51,11 +51,13 @@
     },
     latency(el, rows) {
       const x = rows.map((r) => label(r.value));
+      // percentiles merged from the rollups' sketches are within 1 % of the exact ones: say so
+      const approx = rows.some((r) => r.approx) ? " ±1 %" : "";
       return [[
-        { type: "bar", name: "duration p50", x, y: rows.map((r) => r.duration_ms.p50), marker: { color: "#a5b4fc" } },
-        { type: "bar", name: "duration p95", x, y: rows.map((r) => r.duration_ms.p95), marker: { color: COLORS.bar } },
-        { type: "bar", name: "first token p50", x, y: rows.map((r) => r.ttft_ms.p50), marker: { color: "#7dd3fc" } },
-        { type: "bar", name: "first token p95", x, y: rows.map((r) => r.ttft_ms.p95), marker: { color: COLORS.line } },
+        { type: "bar", name: "duration p50" + approx, x, y: rows.map((r) => r.duration_ms.p50), marker: { color: "#a5b4fc" } },
+        { type: "bar", name: "duration p95" + approx, x, y: rows.map((r) => r.duration_ms.p95), marker: { color: COLORS.bar } },
+        { type: "bar", name: "first token p50" + approx, x, y: rows.map((r) => r.ttft_ms.p50), marker: { color: "#7dd3fc" } },
+        { type: "bar", name: "first token p95" + approx, x, y: rows.map((r) => r.ttft_ms.p95), marker: { color: COLORS.line } },
       ], base({ barmode: "group", yaxis: { title: { text: "ms" } } }), rows.length > 0];
     },
     scores(el, rows) {
