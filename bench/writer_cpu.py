@@ -38,6 +38,7 @@ from _harness import Report, ms, us, verdict
 
 TARGET_ROW_US = 60.0
 TARGET_CALL_MS = 0.1
+TARGET_ROLLUP_US = 15.0  # issue 16: keeping the rollups costs the writer at most this per row
 BLOCK = 20
 
 
@@ -62,12 +63,31 @@ def configure(url: str, table: str, spool: Path) -> None:
 # --- 1. writer CPU per row -------------------------------------------------------------------------
 
 
-def writer_cpu_arm(url: str, rows: int, tmp: Path) -> Callable[[], float]:
+def _rollup_tables(url: str, table: str, create: bool) -> None:
+    """Create (or drop) ``<table>_rollup`` / ``_rollup_users``: the writer keeps them when they exist."""
+    import sqlalchemy as sa
+
+    from wonkalytics.store.rollups import rollup_tables
+
+    engine = sa.create_engine(url)
+    try:
+        for target in rollup_tables(table):
+            if create:
+                target.create(engine, checkfirst=True)
+            else:
+                target.drop(engine, checkfirst=True)
+    finally:
+        engine.dispose()
+
+
+def writer_cpu_arm(url: str, rows: int, tmp: Path, rollups: bool = False) -> Callable[[], float]:
     import wonkalytics
     from wonkalytics.recorder import default_recorder
 
     def arm() -> float:
         with w.fresh_table(url, "cpu") as table:
+            if rollups:
+                _rollup_tables(url, table, create=True)
             configure(url, table, tmp / table)
             default_recorder.record(w.interaction(0, prefix="warm"))
             wonkalytics.flush(60)
@@ -79,6 +99,8 @@ def writer_cpu_arm(url: str, rows: int, tmp: Path) -> Callable[[], float]:
                 raise RuntimeError("flush timed out")
             used = (h.wonkalytics_threads_cpu_ns() or 0) - before
             wonkalytics.shutdown()
+            if rollups:
+                _rollup_tables(url, table, create=False)
         return used / rows
 
     return arm
@@ -87,6 +109,10 @@ def writer_cpu_arm(url: str, rows: int, tmp: Path) -> Callable[[], float]:
 def bench_writer_cpu(plan: Plan, run: h.Run, report: Report, tmp: Path) -> None:
     urls = {"sqlite": f"sqlite:///{tmp}/cpu.db", "postgresql": h.POSTGRES_URL}
     arms = {name: writer_cpu_arm(url, plan.cpu_rows, tmp) for name, url in urls.items()}
+    # the same rows into a table whose rollup tables exist: the writer keeps them in the insert's
+    # transaction (store/rollups.py); the difference is what keeping rollups costs per row
+    arms.update({f"{name}, with rollups": writer_cpu_arm(url, plan.cpu_rows, tmp, rollups=True)
+                 for name, url in urls.items()})
     result = h.run_rounds(arms, plan.cpu_rounds, run.rng, warmup=0 if run.quick else 1, gc_off=False)
     for name in urls:
         value = result.med(name)
@@ -100,9 +126,20 @@ def bench_writer_cpu(plan: Plan, run: h.Run, report: Report, tmp: Path) -> None:
             f"<= {TARGET_ROW_US:g} µs",
             verdict(value / 1e3, spread / 1e3, TARGET_ROW_US),
         )
+    for name in urls:
+        delta, noise = result.delta(f"{name}, with rollups", name)
+        report.add(
+            "Keeping the rollups (writer CPU per row, with minus without rollup tables)",
+            f"{name}, {plan.cpu_rows:,} rows per round",
+            f"without {us(result.med(name))}, with {us(result.med(name + ', with rollups'))}",
+            us(delta),
+            f"±{us(noise)}" if noise == noise else "",
+            f"<= {TARGET_ROLLUP_US:g} µs",
+            verdict(delta / 1e3, noise / 1e3, TARGET_ROLLUP_US),
+        )
     report.details.append(
         f"- writer CPU: {plan.cpu_rounds} rounds x {plan.cpu_rows:,} rows per database; per round (µs/row): "
-        + "; ".join(f"{n} " + "/".join(f"{v / 1e3:.0f}" for v in result.times[n]) for n in urls)
+        + "; ".join(f"{n} " + "/".join(f"{v / 1e3:.0f}" for v in result.times[n]) for n in arms)
     )
 
 
