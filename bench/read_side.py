@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import json
 import os
 import platform
 import random
@@ -175,6 +176,16 @@ def generate_sql(dialect: str, table: str, count: int, low: int, high: int, now:
     return f"INSERT INTO {table} ({names}) SELECT {', '.join(columns.values())} FROM {_numbers(dialect, low, high)}"
 
 
+_UNBOUNDED: dict[str, sa.Engine] = {}
+
+
+def unbounded(url: str) -> sa.Engine:
+    """An engine without the library's statement timeout (a read must not hang; a 10M-row load takes minutes)."""
+    if url not in _UNBOUNDED:
+        _UNBOUNDED[url] = sa.create_engine(url)
+    return _UNBOUNDED[url]
+
+
 def table_name(count: int) -> str:
     return f"{TABLE}_{count}"
 
@@ -188,8 +199,9 @@ def ensure_table(url: str, count: int, now: dt.datetime) -> float:
     if inspector.has_table(name):
         with engine.connect() as conn:
             have = conn.execute(sa.text(f"SELECT COUNT(*), MAX(timestamp) FROM {name}")).one()
-        newest = have[1] if isinstance(have[1], dt.datetime) else dt.datetime.fromisoformat(str(have[1]))
-        if have[0] == count and now - newest < dt.timedelta(hours=12):
+        newest = have[1] if isinstance(have[1], dt.datetime) or have[1] is None else \
+            dt.datetime.fromisoformat(str(have[1]))
+        if have[0] == count and newest is not None and now - newest < dt.timedelta(hours=12):
             return 0.0
         with engine.begin() as conn:
             for old in (f"{name}_rollup", f"{name}_rollup_users", f"{name}_rollup_off", f"{name}_rollup_users_off",
@@ -200,18 +212,19 @@ def ensure_table(url: str, count: int, now: dt.datetime) -> float:
     store.create_table()
     dialect = "mariadb" if getattr(engine.dialect, "is_mariadb", False) else engine.dialect.name
     chunk = 1_000_000
+    loader = unbounded(url)
     for low in range(0, count, chunk):
-        with engine.begin() as conn:
+        with loader.begin() as conn:
             conn.exec_driver_sql(generate_sql(dialect, name, count, low, min(low + chunk, count), now))
         print(f"  {name}: {min(low + chunk, count):,} rows", flush=True)
-    create_read_index(engine, TableStore(url, name, create=False).table)
+    create_read_index(loader, TableStore(url, name, create=False).table)
     if engine.dialect.name == "postgresql":
         # What autovacuum does soon after a bulk load: statistics, and the visibility map that lets
         # the covering index answer without visiting the table (VACUUM cannot run in a transaction).
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        with loader.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text(f"VACUUM ANALYZE {name}"))
     else:
-        with engine.begin() as conn:
+        with loader.begin() as conn:
             conn.execute(sa.text(f"ANALYZE {'TABLE ' if dialect == 'mariadb' else ''}{name}"))
     return time.perf_counter() - started
 
@@ -236,7 +249,7 @@ def rollups_on(url: str, count: int, on: bool) -> float:
                 rename(aside, live)
         if f"{name}_rollup" not in present and f"{name}_rollup_off" not in present:
             started = time.perf_counter()
-            rebuild(engine, TableStore(url, name, create=False).table)
+            rebuild(unbounded(url), TableStore(url, name, create=False).table)
             took = time.perf_counter() - started
             if engine.dialect.name == "postgresql":
                 with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -482,12 +495,17 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=None, help="one table size for every dialect")
     parser.add_argument("--dialects", default=None, help="default: sqlite,postgresql (--quick), all three (full)")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--append", action="store_true",
+                        help="add to the tables measured by the previous full run (kept in bench-read-results.json)")
     args = parser.parse_args()
     dialects = (args.dialects or ("sqlite,postgresql" if args.quick else "sqlite,postgresql,mariadb")).split(",")
-    rounds, cold_rounds = (5, 1) if args.quick else (15, 3)
+    rounds, cold_rounds = (5, 1) if args.quick else (10, 3)
     started = time.perf_counter()
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     results: dict[str, Any] = {}
+    saved = ROOT / "bench-read-results.json"
+    if args.append and saved.exists():
+        results = json.loads(saved.read_text(encoding="utf-8"))
     for dialect in dialects:
         url = DIALECT_URLS[dialect]
         if dialect == "sqlite" and args.quick:
@@ -512,6 +530,7 @@ def main() -> None:
                 "build_s": build_s, "in_period": in_period, "rollup_rows": rollup_rows(url, table),
                 "rounds": {"table": plain_rounds, "rollups": rounds}, "table": plain, "rollups": rolled}
             if not args.quick or args.write:   # after every table: a long run that stops keeps what it measured
+                saved.write_text(json.dumps(results), encoding="utf-8")
                 write_section(args.output, report(results, args, time.perf_counter() - started))
                 print(f"Wrote the read_side section of {args.output}", flush=True)
 

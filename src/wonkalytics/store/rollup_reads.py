@@ -47,6 +47,7 @@ APPROX = {"duration_ms": ALPHA, "ttft_ms": ALPHA}
 """The ``approx`` entry of an answer whose percentiles come from sketches: figure -> relative error."""
 
 _RECHECK = 60.0  # seconds before a table without rollup tables is probed again (init --upgrade meanwhile)
+_SKETCHES = ("duration_sketch", "ttft_sketch")
 _SUMMED = ("interactions", "errors", "aborted", "prompt_tokens", "completion_tokens", "priced", "scored", "timed",
            "cost_usd", "score_sum", "duration_sum")
 
@@ -252,6 +253,23 @@ class RollupReads:
         query = sa.select(*keys, *sums).where(*self._range(rollup, plan)).group_by(*keys)
         return list(conn.execute(query).mappings())
 
+    def _merged_here(self, conn: Connection, rollup: sa.Table, plan: Plan, group: sa.Column[Any] | None
+                     ) -> dict[tuple[Any, str], Sketch]:
+        """The whole buckets' sketches per group, fetched as texts and merged in Python."""
+        gkey = [group.label("g")] if group is not None else []
+        query = sa.select(*gkey, rollup.c.duration_sketch, rollup.c.ttft_sketch).where(
+            *self._range(rollup, plan), rollup.c.timed > 0)
+        texts: dict[tuple[Any, str], list[str | None]] = {}
+        for row in conn.execute(query).mappings():
+            value = row["g"] if group is not None else None
+            for name in _SKETCHES:
+                texts.setdefault((value, name), []).append(row[name])
+        merged: dict[tuple[Any, str], Sketch] = {}
+        for key, found in texts.items():
+            merged[key] = Sketch()
+            _merge_texts(merged[key], found)
+        return merged
+
     # -- answers -----------------------------------------------------------------------------------
 
     def totals(self, conn: Connection, plan: Plan, filters: Filters | None, by: str | None, *,
@@ -284,19 +302,14 @@ class RollupReads:
             if t.tenants is not None and row["tenant_id"] is not None:
                 t.tenants.add(row["tenant_id"])
         if percentiles:
-            gkey = [group] if group is not None else []
-            query = sa.select(*gkey, rollup.c.duration_sketch, rollup.c.ttft_sketch).where(
-                *self._range(rollup, plan), rollup.c.timed > 0)
-            by_group: dict[Any, tuple[list[str | None], list[str | None]]] = {}
-            for row in conn.execute(query).mappings():
-                texts = by_group.setdefault(row[field] if field is not None else None, ([], []))
-                texts[0].append(row["duration_sketch"])
-                texts[1].append(row["ttft_sketch"])
-            for value, (durations, ttfts) in by_group.items():
+            # Merged in Python: PostgreSQL unnesting the texts and summing per bucket key was measured only
+            # ~15 % faster (1M rows, 83k rollup rows in 7 days: 220-270 vs 270-340 ms), not worth a second path.
+            merged = self._merged_here(conn, rollup, plan, group)
+            for (value, name), sketch in merged.items():
                 t = slot(value)
-                assert t.duration is not None and t.ttft is not None
-                _merge_texts(t.duration, durations)
-                _merge_texts(t.ttft, ttfts)
+                target = t.duration if name == "duration_sketch" else t.ttft
+                assert target is not None
+                target.merge(sketch)
         groups, edge_users = self._edge_rows(conn, keeper, plan, filters)
         names = (*DIMENSIONS, *keeper.fields)
         for _bucket, dims, agg in groups.values():
