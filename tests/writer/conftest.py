@@ -111,9 +111,10 @@ def insert(event_id: str, **fields: Any) -> Insert:
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries in milliseconds, so outages in these tests cost no wall time."""
+    import wonkalytics.writer.delivery as delivery_module
     import wonkalytics.writer.lane as lane_module
 
-    monkeypatch.setattr(lane_module, "backoff", lambda attempt: 0.01)
+    monkeypatch.setattr(delivery_module, "backoff", lambda attempt: 0.01)
     monkeypatch.setattr(lane_module, "UPDATE_RETRY_START", 0.01)
     monkeypatch.setattr(lane_module, "UPDATE_RETRY_MAX", 0.05)
 

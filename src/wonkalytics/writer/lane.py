@@ -19,10 +19,12 @@ from collections import deque
 from pathlib import Path
 
 from wonkalytics.internal_errors import log_limited, swallow
-from wonkalytics.ops import Builder, Op, Outcome, RowNotFoundError, Update, decode_op, encode_op
-from wonkalytics.sinks.base import Rejection, Sink
+from wonkalytics.ops import Builder, Op, Outcome, RowNotFoundError, Update, encode_op
+from wonkalytics.sinks.base import Sink
+from wonkalytics.writer.delivery import Delivery
 from wonkalytics.writer.health import Counters, SinkHealth
-from wonkalytics.writer.retry import ISOLATE_AFTER, POISON_STRIKES, UPDATE_RETRY_MAX, UPDATE_RETRY_START, backoff
+from wonkalytics.writer.retry import UPDATE_RETRY_MAX, UPDATE_RETRY_START
+from wonkalytics.writer.segments import SegmentDrain, describe
 from wonkalytics.writer.spool import Spool
 
 __all__ = ["Lane"]
@@ -32,11 +34,7 @@ logger = logging.getLogger("wonkalytics")
 _Key = tuple[str, object]
 
 
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
-
-
-class Lane:
+class Lane(Delivery, SegmentDrain):
     """The queue and worker thread in front of one :class:`~wonkalytics.sinks.base.Sink`."""
 
     def __init__(
@@ -121,12 +119,12 @@ class Lane:
 
     def _spool_failed(self, exc: OSError) -> None:
         self._behind_spool = True
-        self.counters.spool_failure(_describe(exc))
+        self.counters.spool_failure(describe(exc))
         log_limited(
             f"spool-failed-{self.name}", logging.ERROR,
             "wonkalytics: cannot write to the %s spool %s (%s): ops are kept in memory and written straight "
             "to the sink, without the durability=%r guarantee until the disk takes writes again",
-            self.name, self.spool.directory, _describe(exc), self.durability,
+            self.name, self.spool.directory, describe(exc), self.durability,
         )
 
     def _count_submitted(self, count: int) -> None:
@@ -310,140 +308,10 @@ class Lane:
             if not self._drain_segment(*segment):
                 return
 
-    def _drain_segment(self, path: Path, count: int, done: int) -> bool:
-        try:
-            lines = list(self.spool.read(path))
-        except OSError:
-            swallow(f"reading spooled ops from {path}", "the file is kept for inspection")
-            self._mark_done(count - done)
-            return True
-        position = done
-        while position < len(lines):
-            chunk = lines[position : position + self.batch_size]
-            ops: list[Op] = []
-            for line in chunk:
-                try:
-                    op = decode_op(line)
-                except Exception as exc:
-                    self._reject_line(line, f"unreadable spool line: {_describe(exc)}")
-                    continue
-                if isinstance(op, Update):
-                    op.outcome = self._outcomes.pop(op.id, None)
-                ops.append(op)
-            if ops and not self._deliver(ops):
-                left = self._left
-                for op in left:  # put the waiters back: the same lines are read again later
-                    if isinstance(op, Update) and op.outcome is not None:
-                        self._outcomes[op.id] = op.outcome
-                if left and len(ops) == len(chunk):  # line i is op i: the lines before are handled
-                    position += next(i for i, op in enumerate(ops) if op is left[0])
-                    # A sink that is not idempotent (PromptLayer) may have taken the first of them
-                    # before it failed: those are handled too, never sent again by the next process.
-                    for op in left:
-                        if not self._was_delivered(op):
-                            break
-                        position += 1
-                self.spool.give_back(path, count, position)
-                self._mark_done(position - done)  # progress so far; the rest is counted when written
-                return False
-            position += len(chunk)
-        self.spool.remove(path)
-        # Counted only now, so that flush() returning means the segment is gone from disk too (a torn
-        # last line of a crash is counted here as well: there is nothing to write for it).
-        self._mark_done(count - done)
-        return True
-
     def _mark_done(self, count: int) -> None:
         with self._cond:
             self._done += count
             self._cond.notify_all()
-
-    def _deliver(self, ops: list[Op]) -> bool:
-        """Write ``ops`` with retry; True when each is written, rejected or parked, False when stopped."""
-        ops = self._divert_to_pending(ops)
-        self._left = ops
-        attempt = 0
-        while ops:
-            self._left = ops  # what is still unwritten: the caller keeps it when stopped
-            try:
-                rejections = self.sink.write(ops, self.build)
-            except Exception as exc:
-                if not self.sink.is_transient(exc):
-                    remaining = self._one_by_one(ops, transient=False)
-                    if len(remaining) < len(ops):
-                        ops = remaining
-                        continue
-                    # No progress: the first op failed as an outage does; back off like one.
-                attempt += 1
-                self.counters.failure(_describe(exc))
-                if attempt >= ISOLATE_AFTER:
-                    ops = self._left = self._one_by_one(ops, transient=True)
-                    if not ops:
-                        return True
-                delay = backoff(attempt)
-                log_limited(
-                    f"write-failed-{self.name}", logging.WARNING,
-                    "wonkalytics: writing %d ops to %s failed (%s); they are kept and retried (next in %.1fs)",
-                    len(ops), self.name, _describe(exc), delay,
-                )
-                if self._stop.wait(delay):
-                    return False
-                continue
-            self._settle(ops, rejections)
-            return True
-        return True
-
-    def _one_by_one(self, ops: list[Op], *, transient: bool) -> list[Op]:
-        """Find the ops the sink cannot take, in order; returns the ops still to retry.
-
-        An op refused for good is rejected and the rest go on. An op that fails as an outage does
-        while the sink answers a probe gets a strike (after POISON_STRIKES it is rejected); otherwise
-        the sink is down and everything from that op on is retried later, in order.
-        """
-        for index, op in enumerate(ops):
-            try:
-                self._settle([op], self.sink.write([op], self.build))
-                self._strikes.pop(id(op), None)
-            except Exception as exc:
-                if not self.sink.is_transient(exc):
-                    self._reject(op, exc)
-                    continue
-                if not transient or not self._probe():
-                    return ops[index:]
-                strikes = self._strikes[id(op)] = self._strikes.get(id(op), 0) + 1
-                if strikes < POISON_STRIKES:
-                    return ops[index:]
-                self._strikes.pop(id(op), None)
-                self._reject(op, exc)
-        return []
-
-    def _probe(self) -> bool:
-        probe = getattr(self.sink, "probe", None)
-        if probe is None:
-            return False
-        try:
-            return bool(probe())
-        except Exception:
-            return False
-
-    def _settle(self, ops: list[Op], rejections: list[Rejection]) -> None:
-        refused = {id(r.op): r.error for r in rejections}
-        written = 0
-        primary = self.sink.primary
-        for op in ops:
-            error = refused.get(id(op))
-            if error is None:
-                written += 1
-                if primary and isinstance(op, Update) and op.outcome is not None:
-                    op.outcome.set(True)
-            elif isinstance(op, Update) and isinstance(error, RowNotFoundError):
-                if primary and op.outcome is not None:
-                    op.outcome.set(False)
-                self._park(op)
-            else:
-                self._reject(op, error)
-        if written or not refused:
-            self.counters.success(written)
 
     # -- updates waiting for their row -------------------------------------------------------------
 
@@ -512,7 +380,7 @@ class Lane:
         except Exception:
             swallow("encoding a rejected op", "it could not be kept")
             return
-        self._reject_line(line, _describe(error))
+        self._reject_line(line, describe(error))
 
     def _reject_line(self, line: bytes, error: str) -> None:
         try:
