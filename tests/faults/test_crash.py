@@ -56,8 +56,11 @@ class Child:
     def _read(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
-            if line.startswith("ACK "):
-                self.acked.append(line.split()[1])
+            # A SIGKILL can cut the child's last line short ("ACK " without its id, no newline): that
+            # row was never acknowledged, so only whole lines count.
+            parts = line.split()
+            if line.endswith("\n") and len(parts) == 2 and parts[0] == "ACK":
+                self.acked.append(parts[1])
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
