@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -35,13 +35,13 @@ from sqlalchemy.engine import Connection
 
 from wonkalytics.errors import WonkalyticsError
 from wonkalytics.store.periods import Period
-from wonkalytics.store.rollups import _KNOWN, BUCKET, DIMENSIONS, Aggregate, Rollup, rollup_tables
+from wonkalytics.store.rollups import _KNOWN, BUCKET, DIMENSIONS, Aggregate, Rollup, bucket_of, rollup_tables
 from wonkalytics.store.sketch import ALPHA, Sketch
 
 if TYPE_CHECKING:
     from wonkalytics.store.queries import Filters, ReadStore
 
-__all__ = ["APPROX", "Plan", "RollupReads", "quarter_ceil", "quarter_floor"]
+__all__ = ["APPROX", "Plan", "RollupReads", "quarter_ceil"]
 
 APPROX = {"duration_ms": ALPHA, "ttft_ms": ALPHA}
 """The ``approx`` entry of an answer whose percentiles come from sketches: figure -> relative error."""
@@ -52,14 +52,9 @@ _SUMMED = ("interactions", "errors", "aborted", "prompt_tokens", "completion_tok
            "cost_usd", "score_sum", "duration_sum")
 
 
-def quarter_floor(moment: datetime) -> datetime:
-    """The start of the UTC quarter hour holding naive-UTC ``moment``."""
-    return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
-
-
 def quarter_ceil(moment: datetime) -> datetime:
     """The first quarter-hour boundary at or after naive-UTC ``moment``."""
-    low = quarter_floor(moment)
+    low = bucket_of(moment)
     return low if low == moment else low + BUCKET
 
 
@@ -88,14 +83,17 @@ class _Totals:
     def empty(cls) -> _Totals:
         return cls(dict.fromkeys(_SUMMED, 0.0), 0, set(), Sketch(), Sketch())
 
-    def add_aggregate(self, status: Any, tenant: Any, agg: Aggregate) -> None:
-        values = agg.values()
+    def add_sums(self, status: Any, tenant: Any, values: Mapping[str, Any] | sa.RowMapping) -> None:
+        """Add one group's :data:`_SUMMED` figures (a rollup row's sums, or an edge aggregate's values)."""
         for name in _SUMMED:
             self.sums[name] += float(values.get(name) or 0)
         if status == "ok":
-            self.ok += int(values["interactions"])
+            self.ok += int(values["interactions"] or 0)
         if self.tenants is not None and tenant is not None:
             self.tenants.add(tenant)
+
+    def add_aggregate(self, status: Any, tenant: Any, agg: Aggregate) -> None:
+        self.add_sums(status, tenant, agg.values())
         if self.duration is not None:
             self.duration.merge(agg.duration)
         if self.ttft is not None:
@@ -118,23 +116,6 @@ class _Totals:
                 result[name] = {"p50": sketch.quantile(0.5), "p95": sketch.quantile(0.95)}
         result["approx"] = dict(APPROX)
         return result
-
-
-def _merge_texts(target: Sketch, texts: Iterable[str | None]) -> None:
-    # The hot loop of a percentile over many buckets: parsed inline (Sketch.loads per text + merge
-    # costs twice as much; measured with bench/read_side.py).
-    buckets, zeros = target.buckets, 0
-    for text in texts:
-        if not text:
-            continue
-        _, z, body = text.split("|")
-        zeros += int(z)
-        if body:
-            for item in body.split(","):
-                key, n = item.split(":")
-                k = int(key)
-                buckets[k] = buckets.get(k, 0) + int(n)
-    target.zeros += zeros
 
 
 class RollupReads:
@@ -208,7 +189,7 @@ class RollupReads:
                 return None
             conditions.append(column == value)
         since, until = period.utc_bounds
-        first, last = quarter_ceil(since), quarter_floor(until)
+        first, last = quarter_ceil(since), bucket_of(until)
         if first >= last:
             return None   # not one whole quarter hour: the table answers at once
         edges = []
@@ -267,7 +248,7 @@ class RollupReads:
         merged: dict[tuple[Any, str], Sketch] = {}
         for key, found in texts.items():
             merged[key] = Sketch()
-            _merge_texts(merged[key], found)
+            merged[key].merge_texts(found)
         return merged
 
     # -- answers -----------------------------------------------------------------------------------
@@ -294,13 +275,7 @@ class RollupReads:
             return out[value]
 
         for row in self._grouped(conn, rollup, plan, keys):
-            t = slot(row[field] if field is not None else None)
-            for name in _SUMMED:
-                t.sums[name] += float(row[name] or 0)
-            if row["status"] == "ok":
-                t.ok += int(row["interactions"] or 0)
-            if t.tenants is not None and row["tenant_id"] is not None:
-                t.tenants.add(row["tenant_id"])
+            slot(row[field] if field is not None else None).add_sums(row["status"], row["tenant_id"], row)
         if percentiles:
             # Merged in Python: PostgreSQL unnesting the texts and summing per bucket key was measured only
             # ~15 % faster (1M rows, 83k rollup rows in 7 days: 220-270 vs 270-340 ms), not worth a second path.

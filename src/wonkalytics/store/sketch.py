@@ -149,6 +149,25 @@ class Sketch:
         body = ",".join(f"{k}:{self.buckets[k]}" for k in sorted(self.buckets))
         return f"{_PREFIX}|{self.zeros}|{body}"
 
+    def merge_texts(self, texts: Iterable[str | None]) -> None:
+        """Add the sketches :meth:`dumps` wrote (``None`` / ``""`` add nothing), without building each one.
+
+        The hot loop of a percentile over many rollup rows: parsed inline, because :meth:`loads` per
+        text plus :meth:`merge` costs twice as much (measured with bench/read_side.py).
+        """
+        buckets, zeros = self.buckets, 0
+        for text in texts:
+            if not text:
+                continue
+            _, z, body = text.split("|")
+            zeros += int(z)
+            if body:
+                for item in body.split(","):
+                    key, n = item.split(":")
+                    k = int(key)
+                    buckets[k] = buckets.get(k, 0) + int(n)
+        self.zeros += zeros
+
     @classmethod
     def loads(cls, text: str | None) -> Sketch:
         """The sketch :meth:`dumps` wrote (``None`` or ``""`` read as an empty sketch)."""
