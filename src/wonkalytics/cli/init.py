@@ -55,7 +55,7 @@ def init(
         settings = load_settings(database_url=database_url, table=table)
         store = TableStore(settings.url(), settings.table, create=False)
         if upgrade:
-            _upgrade(console, store, print_sql=print_sql)
+            _upgrade(console, store, settings.column_map, print_sql=print_sql)
             return
         if views:
             _views(console, store, settings.column_map, print_sql=print_sql, dialect=dialect)
@@ -72,7 +72,7 @@ def init(
     console.print(Text.assemble("table ", (settings.table, "bold"), f" {state} in {settings.safe_url()}"))
 
 
-def _upgrade(console: Console, store: TableStore, *, print_sql: bool) -> None:
+def _upgrade(console: Console, store: TableStore, column_map: dict[str, str], *, print_sql: bool) -> None:
     """``--upgrade``: run (or with ``--print-sql`` show) the migration steps still needed."""
     from rich.markup import escape
 
@@ -80,15 +80,16 @@ def _upgrade(console: Console, store: TableStore, *, print_sql: bool) -> None:
     from wonkalytics.store.migrations import upgrade as run_upgrade
 
     if not store.create_table() and print_sql:
-        plans = plan_upgrade(store.table, store.engine.dialect)
+        plans = plan_upgrade(store.table, store.engine.dialect, column_map)
         for plan in plans:
             typer.echo(f"-- {plan.step}: {plan.note}")
             for statement in plan.statements:
                 typer.echo(f"{statement};")
         return
     schema, _, name = store.name.rpartition(".")
-    for plan in run_upgrade(store.engine, name, schema or None):
+    for plan in run_upgrade(store.engine, name, schema or None, column_map):
         mark = "[green]applied[/green]" if plan.statements else "[dim]nothing to do[/dim]"
+        mark = "[yellow]needs attention[/yellow]" if plan.attention else mark
         console.print(f"{plan.step}: {mark} ({escape(plan.note or '')})")
     console.print(f"table [bold]{escape(store.name)}[/bold] is up to date")
 

@@ -13,11 +13,14 @@ Applied steps are recorded in ``wonkalytics_migrations`` (table name, step name,
 
 >>> [step.name for step in STEPS][:3]
 ['m001_add_default_columns', 'm002_index_timestamp', 'm003_index_response_id']
+
+``m008_search_index`` (the text search's index per dialect) is planned in
+:mod:`wonkalytics.store.search_index`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +31,7 @@ from sqlalchemy.engine import Connection, Dialect
 from wonkalytics.store import dialects as d
 from wonkalytics.store.fit import column_index
 from wonkalytics.store.schema import DEFAULT_COLUMNS, ROW_KEY
+from wonkalytics.store.search_index import plan_search_index, probe_search_index
 from wonkalytics.store.views import read_index
 
 __all__ = ["MIGRATIONS_TABLE", "STEPS", "Plan", "Step", "plan_upgrade", "upgrade"]
@@ -42,15 +46,23 @@ class Plan:
     step: str
     statements: list[str] = field(default_factory=list)
     note: str | None = None
+    attention: bool = False
+    """The step could not do what it brings (the note says why and what to run)."""
 
 
 @dataclass(frozen=True)
 class Step:
-    """A named migration: ``plan(table, dialect)`` returns the statements still needed (checks itself)."""
+    """A named migration: ``plan(table, dialect)`` returns the statements still needed (checks itself).
+
+    ``probe(conn, table)``, when given, looks at the database before ``plan`` (what reflection does not
+    show: an extension, a privilege, a virtual table); its findings go into ``table.info`` for ``plan``,
+    which without them (``--print-sql``) plans the statements re-runnably.
+    """
 
     name: str
     description: str
     plan: Callable[[sa.Table, Dialect], Plan]
+    probe: Callable[[Connection, sa.Table], dict[str, Any]] | None = None
 
 
 def _quote_table(table: sa.Table, dialect: Dialect) -> str:
@@ -193,6 +205,8 @@ STEPS: tuple[Step, ...] = (
     Step("m005_score_float", "score as a float on a table created by release 0.1", _score_float),
     Step("m006_read_index", "a covering index for the read side", _read_index),
     Step("m007_rollup_tables", "the rollup tables of the read side", _rollup_tables),
+    Step("m008_search_index", "an index for the text search (pg_trgm, FTS5 trigram, FULLTEXT)",
+         lambda table, dialect: Plan("m008_search_index", *plan_search_index(table, dialect)), probe_search_index),
 )
 """Every migration, in order."""
 
@@ -208,8 +222,13 @@ def _migrations_table(metadata: sa.MetaData, schema: str | None) -> sa.Table:
     )
 
 
-def plan_upgrade(table: sa.Table, dialect: Dialect) -> list[Plan]:
-    """What ``init --upgrade`` would do to ``table`` (reflected), without doing it."""
+def plan_upgrade(table: sa.Table, dialect: Dialect, column_map: Mapping[str, str] | None = None) -> list[Plan]:
+    """What ``init --upgrade`` would do to ``table`` (reflected), without doing it.
+
+    ``column_map`` (``WONKALYTICS_COLUMN_MAP``) names a team's own columns for the steps that read
+    fields (the search index).
+    """
+    table.info["column_map"] = dict(column_map or {})
     return [step.plan(table, dialect) for step in STEPS]
 
 
@@ -222,7 +241,8 @@ def applied_steps(conn: Connection, table_name: str, schema: str | None) -> set[
     return {str(name) for (name,) in rows}
 
 
-def upgrade(engine: sa.Engine, table_name: str, schema: str | None = None) -> list[Plan]:
+def upgrade(engine: sa.Engine, table_name: str, schema: str | None = None,
+            column_map: Mapping[str, str] | None = None) -> list[Plan]:
     """Run every step still needed on the table, recording each; returns what each step did.
 
     Each step runs in its own transaction (MySQL commits DDL implicitly anyway) and reflects the
@@ -234,7 +254,10 @@ def upgrade(engine: sa.Engine, table_name: str, schema: str | None = None) -> li
     for step in STEPS:
         with engine.begin() as conn:
             table = sa.Table(table_name, sa.MetaData(), schema=schema, autoload_with=conn, resolve_fks=False)
+            table.info["column_map"] = dict(column_map or {})
             table.info["existing_tables"] = {n.casefold() for n in sa.inspect(conn).get_table_names(schema=schema)}
+            if step.probe is not None:
+                table.info.update(step.probe(conn, table))
             plan = step.plan(table, conn.dialect)
             for statement in plan.statements:
                 conn.execute(sa.text(statement))

@@ -42,6 +42,7 @@ from wonkalytics.store.failures import store_error
 from wonkalytics.store.fit import column_index, resolve_column
 from wonkalytics.store.periods import Period, make_period, needs_quarters, parse_moment, rebucket
 from wonkalytics.store.rollup_reads import RollupReads, score_bins
+from wonkalytics.store.search import SEARCH_FIELDS, SearchIndex, detect, search_condition
 from wonkalytics.store.sql import TableStore
 
 __all__ = [
@@ -133,6 +134,7 @@ class ReadStore:
         self.column_map = dict(column_map or {})
         self._folded: dict[str, str] | None = None
         self._rollups = RollupReads(self)
+        self._search: SearchIndex | None = None
 
     @property
     def table(self) -> sa.Table:
@@ -175,6 +177,13 @@ class ReadStore:
             if short and column.name not in known and column.name not in mapped and not column.primary_key:
                 names.append(column.name)
         return names
+
+    def search_index(self) -> SearchIndex:
+        """The index serving the text search (store/search.py), looked up once per reader."""
+        if self._search is None:
+            with self.reading() as conn:
+                self._search = detect(conn, self.table, self.column_map)
+        return self._search
 
     def key_column(self) -> sa.Column[Any] | None:
         """The column that names one row in links (the primary key, else ``event_id``)."""
@@ -230,9 +239,9 @@ class ReadStore:
         if f.score_max is not None:
             conditions.append(self.require("score") <= f.score_max)
         if f.text:
-            texts = [c for n in ("system_msg", "messages", "response") if (c := self.column(n)) is not None]
-            if texts:
-                conditions.append(sa.or_(*[c.icontains(f.text, autoescape=True) for c in texts]))
+            texts = [c for n in SEARCH_FIELDS if (c := self.column(n)) is not None]
+            if texts:  # the same rows as a scan; narrowed by the search index where there is one
+                conditions.append(search_condition(self.table, texts, f.text, self.dialect, self.search_index()))
         return conditions
 
     # -- aggregates -------------------------------------------------------------------------------
