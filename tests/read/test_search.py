@@ -7,6 +7,7 @@ compared against the plain condition (the search's meaning, store/search.py) eva
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -183,3 +184,91 @@ def test_short_needles_scan(needle: str) -> None:
                      sa.Column("response", sa.Text))
     condition = search_condition(table, [table.c.response], needle, "sqlite", SearchIndex("fts5", ("response",)))
     assert "MATCH" not in str(condition.compile())
+
+
+def test_pg_trgm_without_the_privilege_says_what_to_run_and_search_still_answers(postgres_url: str) -> None:
+    """A role without CREATE on its database: the upgrade names the superuser's statement; search scans."""
+    from typer.testing import CliRunner
+
+    from wonkalytics.cli import app
+    from wonkalytics.store.engine import dispose_engines
+
+    suffix = uuid.uuid4().hex[:10]
+    role, database = f"wl_search_role_{suffix}", f"wl_search_db_{suffix}"
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    role_url = sa.make_url(postgres_url).set(username=role, database=database).render_as_string(hide_password=False)
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+            conn.exec_driver_sql(f"CREATE DATABASE {database}")  # without pg_trgm, CREATE only for its owner
+        fresh = sa.create_engine(sa.make_url(postgres_url).set(database=database), isolation_level="AUTOCOMMIT")
+        with fresh.connect() as conn:
+            conn.exec_driver_sql(f"GRANT CREATE ON SCHEMA public TO {role}")  # tables, but no extension
+        fresh.dispose()
+        table = "wl_search_perm"
+        store = TableStore(role_url, table)
+        store.create_table()
+        store.insert_many(_rows(0, 16))
+        result = CliRunner().invoke(app, ["init", "--upgrade", "--database-url", role_url, "--table", table])
+        assert result.exit_code == 0, result.output
+        output = " ".join(result.output.split())
+        assert "needs attention" in output and "superuser" in output, output
+        assert "CREATE EXTENSION IF NOT EXISTS pg_trgm;" in output and database in output and role in output
+        reader = ReadStore(role_url, table)
+        assert reader.search_index().kind is None
+        for needle in ("growth", "clear summary", "%", "é"):
+            assert _found(reader, needle) == _scanned(role_url, table, needle), needle
+    finally:
+        dispose_engines()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+            conn.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
+        admin.dispose()
+
+
+def test_doctor_reports_the_search_index(db_url: str, table_name: str, tmp_path: Any,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from wonkalytics.cli import app
+
+    monkeypatch.setenv("WONKALYTICS_SPOOL_DIR", str(tmp_path / "spool"))
+    runner = CliRunner()
+
+    def check() -> dict[str, Any]:
+        result = runner.invoke(app, ["doctor", "--json", "--database-url", db_url, "--table", table_name])
+        return next(c for c in json.loads(result.output)["checks"] if c["name"] == "search index")
+
+    TableStore(db_url, table_name).create_table()        # as the writer creates it: no search index
+    absent = check()
+    assert absent["status"] == "warn" and "init --upgrade" in absent["fix"], absent
+    assert runner.invoke(app, ["init", "--upgrade", "--database-url", db_url, "--table", table_name]).exit_code == 0
+    present = check()
+    assert present["status"] == "ok" and present["detail"], present
+
+
+def test_a_prefilter_finding_too_many_rows_is_left_out(db_url: str, table_name: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from wonkalytics.store import search
+
+    store = TableStore(db_url, table_name)
+    store.create_table()
+    store.insert_many(_rows(0, 24))
+    upgrade(store.engine, table_name)
+    reader = ReadStore(db_url, table_name)
+    table, index = reader.table, reader.search_index()
+    columns = [table.c.system_msg, table.c.messages, table.c.response]
+    needle = "a clear summary and report of"  # in 3 of the 24 rows; MariaDB prefilters on "clear summary"
+    monkeypatch.setattr(search, "CANDIDATES_MAX", 2)
+    with reader.reading() as conn:
+        sql = str(search_condition(table, columns, needle, reader.dialect, index, conn)
+                  .compile(dialect=store.engine.dialect))
+    assert "MATCH" not in sql
+    assert _found(reader, needle) == _scanned(db_url, table_name, needle) and len(_found(reader, needle)) == 3
+    monkeypatch.setattr(search, "CANDIDATES_MAX", 3)
+    with reader.reading() as conn:
+        sql = str(search_condition(table, columns, needle, reader.dialect, index, conn)
+                  .compile(dialect=store.engine.dialect))
+    assert ("MATCH" in sql) == (reader.dialect != "postgresql")

@@ -2,11 +2,11 @@
 
 Checks, in order (a failed one stops those that need it): the URL and its driver, the connection,
 the table, its columns against the default schema (and the column map against the table), the
-unique ``event_id``, write permission (an INSERT in a transaction that is rolled back), the spool
-backlog and rejected ops, and each configured sink. Exit status 0 only when every check is ``ok``;
-1 when any check failed *or warned* (missing default columns, no ``event_id`` so retries can
-duplicate rows, a spool backlog, ...), as the contract says. ``--json`` prints ``ok``, the names of the
-checks that ``warned`` and ``failed``, and every check.
+unique ``event_id``, the text search's index, write permission (an INSERT in a transaction that is
+rolled back), the spool backlog and rejected ops, and each configured sink. Exit status 0 only when
+every check is ``ok``; 1 when any check failed *or warned* (missing default columns, no ``event_id``
+so retries can duplicate rows, a spool backlog, no search index, ...), as the contract says.
+``--json`` prints ``ok``, the names of the checks that ``warned`` and ``failed``, and every check.
 """
 
 from __future__ import annotations
@@ -106,10 +106,29 @@ def run_checks(settings: Settings) -> list[Check]:
                             "slower look-up)", "`wonkalytics init --upgrade` adds the unique index"))
     else:
         checks.append(Check("idempotency", "ok", "event_id is unique"))
+    checks.append(_search_index(store, column_map))
     checks.append(_write_permission(store, settings, columns))
     checks.extend(_spool(settings))
     checks.extend(_sinks(settings))
     return checks
+
+
+def _search_index(store: TableStore, column_map: Mapping[str, str]) -> Check:
+    """Whether the text search has its index (store/search.py); warned where the dialect has one."""
+    from wonkalytics.store.search import detect, text_columns
+
+    try:
+        with store.engine.connect() as conn:
+            found = detect(conn, store.table, column_map)
+            conn.rollback()
+    except Exception as exc:
+        return Check("search index", "warn", f"could not look: {_first_line(exc)}")
+    if found.kind is not None:
+        return Check("search index", "ok", found.detail)
+    if store.engine.dialect.name == "mssql" or not text_columns(store.table, column_map):
+        return Check("search index", "ok", f"none ({found.detail or 'no text columns'}); the search scans")
+    return Check("search index", "warn", f"absent ({found.detail}): the dashboard's text search scans the period",
+                 "`wonkalytics init --upgrade` creates it (it says what to run where it cannot)")
 
 
 def _write_permission(store: TableStore, settings: Settings, columns: Mapping[str, ColumnKind]) -> Check:

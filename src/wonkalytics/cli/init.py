@@ -66,10 +66,24 @@ def init(
             typer.echo(store.ddl(dialect or settings.url().get_backend_name()))
             return
         created = store.create_table()
+        if created:
+            _search_index(console, store, settings.column_map)
     except WonkalyticsError as exc:
         fail(describe(exc))
     state = "created" if created else "already exists"
     console.print(Text.assemble("table ", (settings.table, "bold"), f" {state} in {settings.safe_url()}"))
+
+
+def _search_index(console: Console, store: TableStore, column_map: dict[str, str]) -> None:
+    """A new table gets the text search's index too (migration m008; says what to do where it cannot)."""
+    from rich.markup import escape
+
+    from wonkalytics.store.migrations import upgrade as run_upgrade
+
+    schema, _, name = store.name.rpartition(".")
+    for plan in run_upgrade(store.engine, name, schema or None, column_map, only={"m008_search_index"}):
+        if plan.attention:
+            console.print(f"[yellow]search index: {escape(plan.note or '')}[/yellow]")
 
 
 def _upgrade(console: Console, store: TableStore, column_map: dict[str, str], *, print_sql: bool) -> None:

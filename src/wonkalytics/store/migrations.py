@@ -20,7 +20,7 @@ Applied steps are recorded in ``wonkalytics_migrations`` (table name, step name,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -242,8 +242,9 @@ def applied_steps(conn: Connection, table_name: str, schema: str | None) -> set[
 
 
 def upgrade(engine: sa.Engine, table_name: str, schema: str | None = None,
-            column_map: Mapping[str, str] | None = None) -> list[Plan]:
-    """Run every step still needed on the table, recording each; returns what each step did.
+            column_map: Mapping[str, str] | None = None, only: Collection[str] | None = None) -> list[Plan]:
+    """Run every step still needed on the table (or the steps named in ``only``), recording each;
+    returns what each step did.
 
     Each step runs in its own transaction (MySQL commits DDL implicitly anyway) and reflects the
     table afresh, so a failure leaves the steps before it applied and recorded, and rerunning resumes.
@@ -252,6 +253,8 @@ def upgrade(engine: sa.Engine, table_name: str, schema: str | None = None,
     record = _migrations_table(sa.MetaData(), schema)
     record.create(engine, checkfirst=True)
     for step in STEPS:
+        if only is not None and step.name not in only:
+            continue
         with engine.begin() as conn:
             table = sa.Table(table_name, sa.MetaData(), schema=schema, autoload_with=conn, resolve_fks=False)
             table.info["column_map"] = dict(column_map or {})

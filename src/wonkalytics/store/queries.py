@@ -241,7 +241,12 @@ class ReadStore:
         if f.text:
             texts = [c for n in SEARCH_FIELDS if (c := self.column(n)) is not None]
             if texts:  # the same rows as a scan; narrowed by the search index where there is one
-                conditions.append(search_condition(self.table, texts, f.text, self.dialect, self.search_index()))
+                index = self.search_index()
+                if index.kind in ("fts5", "fulltext"):
+                    with self.reading() as conn:  # a bounded count: does the index narrow this needle enough?
+                        conditions.append(search_condition(self.table, texts, f.text, self.dialect, index, conn))
+                else:
+                    conditions.append(search_condition(self.table, texts, f.text, self.dialect, index))
         return conditions
 
     # -- aggregates -------------------------------------------------------------------------------
