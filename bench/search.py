@@ -165,7 +165,7 @@ def main() -> None:
         p.add_argument("--rows", type=int, default=None),
         p.add_argument("--dialects", default="sqlite,postgresql,mariadb")))
     count = run.args.rows or (50_000 if run.quick else 1_000_000)
-    rounds = 5 if run.quick else 20
+    rounds = 5 if run.quick else 12
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     results: dict[str, Any] = {}
     for dialect in run.args.dialects.split(","):
