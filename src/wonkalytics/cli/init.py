@@ -94,7 +94,8 @@ def _upgrade(console: Console, store: TableStore, column_map: dict[str, str], *,
     from wonkalytics.store.migrations import upgrade as run_upgrade
 
     if not store.create_table() and print_sql:
-        plans = plan_upgrade(store.table, store.engine.dialect, column_map)
+        with store.engine.connect() as conn:  # the probes only look (and roll back)
+            plans = plan_upgrade(store.table, store.engine.dialect, column_map, conn)
         for plan in plans:
             typer.echo(f"-- {plan.step}: {plan.note}")
             for statement in plan.statements:

@@ -222,14 +222,20 @@ def _migrations_table(metadata: sa.MetaData, schema: str | None) -> sa.Table:
     )
 
 
-def plan_upgrade(table: sa.Table, dialect: Dialect, column_map: Mapping[str, str] | None = None) -> list[Plan]:
+def plan_upgrade(table: sa.Table, dialect: Dialect, column_map: Mapping[str, str] | None = None,
+                 conn: Connection | None = None) -> list[Plan]:
     """What ``init --upgrade`` would do to ``table`` (reflected), without doing it.
 
     ``column_map`` (``WONKALYTICS_COLUMN_MAP``) names a team's own columns for the steps that read
-    fields (the search index).
+    fields (the search index); with ``conn`` the steps' probes look at the database first.
     """
     table.info["column_map"] = dict(column_map or {})
-    return [step.plan(table, dialect) for step in STEPS]
+    plans = []
+    for step in STEPS:
+        if conn is not None and step.probe is not None:
+            table.info.update(step.probe(conn, table))
+        plans.append(step.plan(table, dialect))
+    return plans
 
 
 def applied_steps(conn: Connection, table_name: str, schema: str | None) -> set[str]:
