@@ -241,8 +241,9 @@ period, as before: the page of 50 stops early, but the total of matches ("N inte
 test on every interaction of the 7 days (~115k rows, three text columns), which is the whole cost. Through the \
 index a common needle is slower still (SQLite: 2.5 s through the FTS5 table against 0.56 s scanning the period, \
 before the bounded count was added), so the scan is kept for it. MariaDB's FULLTEXT prefilter needs a whole word \
-inside the needle ("growth clear" has none: either word may be part of a longer one), so only multi-word \
-needles use it.
+inside the needle ("growth clear" and "zebra quartz" have none: either word may be part of a longer one), \
+so only needles of three or more words use it; MariaDB's scans were also the slowest here (load ~7 on 2 cores \
+shared with other jobs during its part of the run).
 
 Insert cost: batches of 500 rows through `TableStore.insert_many` into a fresh table, interleaved with and without \
 the index (median per row), paid on the writer's thread, never on the caller's path. SQLite's triggers tokenize \
