@@ -95,7 +95,8 @@ def _drop(url: str, table: str) -> None:
     engine = sa.create_engine(url)
     try:
         with engine.begin() as conn:
-            for name in (f"{table}_rollup", f"{table}_rollup_users", table):  # rollups: store/rollups.py
+            for name in (f"{table}_rollup", f"{table}_rollup_users", f"{table}_rollup_day",  # store/rollups.py
+                         f"{table}_rollup_day_users", table):
                 conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
     finally:
         engine.dispose()

@@ -65,8 +65,8 @@ def _prepared(url: str, name: str, fields: tuple[str, ...] = ("language",)) -> T
     upgrade(store.engine, name)
     with store.engine.begin() as conn:   # rebuilt keyed by `language` too (what WONKALYTICS_ROLLUP_FIELDS does)
         keeper = Rollup(store.table, None, fields)
-        keeper.users.drop(conn, checkfirst=True)
-        keeper.rollup.drop(conn, checkfirst=True)
+        for target in reversed(keeper.all_tables()):
+            target.drop(conn, checkfirst=True)
         keeper.create(conn)
     rollups.forget(store.table)
     return store
