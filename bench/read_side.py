@@ -62,6 +62,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from wonkalytics.store.engine import dispose_engines, get_engine  # noqa: E402
 from wonkalytics.store.queries import ReadStore, make_period  # noqa: E402
+from wonkalytics.store.rollup_model import LEVELS, rollup_tables  # noqa: E402
 from wonkalytics.store.rollups import rebuild  # noqa: E402
 from wonkalytics.store.sql import TableStore  # noqa: E402
 from wonkalytics.store.views import create_read_index  # noqa: E402
@@ -209,8 +210,8 @@ def ensure_table(url: str, count: int, now: dt.datetime) -> float:
         if have[0] == count and newest is not None and now - newest < dt.timedelta(hours=12):
             return 0.0
         with engine.begin() as conn:
-            for old in (f"{name}_rollup", f"{name}_rollup_users", f"{name}_rollup_off", f"{name}_rollup_users_off",
-                        name):
+            rolled = [t.name for level in LEVELS for t in rollup_tables(name, level=level)]
+            for old in (*rolled, *[f"{n}_off" for n in rolled], name):
                 conn.execute(sa.text(f"DROP TABLE IF EXISTS {old}"))
     started = time.perf_counter()
     store = TableStore(url, name)
@@ -240,7 +241,8 @@ def rollups_on(url: str, count: int, on: bool) -> float:
     engine = get_engine(url)
     name = table_name(count)
     inspector = sa.inspect(engine)
-    pairs = [(f"{name}_rollup", f"{name}_rollup_off"), (f"{name}_rollup_users", f"{name}_rollup_users_off")]
+    live = [t.name for level in LEVELS for t in rollup_tables(name, level=level)]
+    pairs = [(n, f"{n}_off") for n in live]
     present = {n for pair in pairs for n in pair if inspector.has_table(n)}
 
     def rename(old: str, new: str) -> None:
@@ -252,14 +254,14 @@ def rollups_on(url: str, count: int, on: bool) -> float:
         for live, aside in pairs:
             if aside in present and live not in present:
                 rename(aside, live)
-        if f"{name}_rollup" not in present and f"{name}_rollup_off" not in present:
+        if any(n not in present and f"{n}_off" not in present for n in live):   # a level is missing: build all
             started = time.perf_counter()
             rebuild(unbounded(url), TableStore(url, name, create=False).table)
             took = time.perf_counter() - started
             if engine.dialect.name == "postgresql":
                 with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                    conn.execute(sa.text(f"VACUUM ANALYZE {name}_rollup"))
-                    conn.execute(sa.text(f"VACUUM ANALYZE {name}_rollup_users"))
+                    for table in live:
+                        conn.execute(sa.text(f"VACUUM ANALYZE {table}"))
     else:
         for live, aside in pairs:
             if live in present:
@@ -404,6 +406,13 @@ def _cell(values: list[float] | None) -> tuple[str, str]:
     return f"{statistics.median(values):.0f}", f"{p95(values):.0f}"
 
 
+def _levels(rows: int | dict[str, int]) -> str:
+    if isinstance(rows, int):   # a result saved before the day level
+        return f"{rows:,} rollup rows"
+    names = {"quarter": "quarter hour"}
+    return ", ".join(f"{n:,} rollup rows per {names.get(name, name)}" for name, n in rows.items())
+
+
 def report(results: dict[str, Any], args: argparse.Namespace, elapsed: float) -> str:
     lines = [START_MARK, "## Read side (dashboard and stats)", "",
              "Written by `bench/read_side.py` (do not edit by hand; rerun it). Figures are milliseconds: "
@@ -422,7 +431,7 @@ def report(results: dict[str, Any], args: argparse.Namespace, elapsed: float) ->
         dialect = data["dialect"]
         lines += [f"### {dialect}, {data['rows']:,} rows: {data['version']}", "",
                   f"{data['rows']:,} rows over 60 days ({data['in_period']:,} interactions in the default 7-day "
-                  f"period; {data['rollup_rows']:,} rollup rows); table "
+                  f"period; {_levels(data['rollup_rows'])}); table "
                   f"{'loaded in ' + format(data['load_s'], '.0f') + ' s' if data['load_s'] else 'reused'}, rollups "
                   f"{'built in ' + format(data['build_s'], '.0f') + ' s' if data['build_s'] else 'reused'}; "
                   "warm rounds: "
@@ -488,9 +497,11 @@ def measure(url: str, table: str, rounds: int, cold_rounds: int) -> dict[str, An
     return data
 
 
-def rollup_rows(url: str, table: str) -> int:
+def rollup_rows(url: str, table: str) -> dict[str, int]:
+    """Rows of each rollup level (quarter hours, days)."""
     with get_engine(url).connect() as conn:
-        return int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}_rollup")).scalar_one())
+        return {level.name: int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}_rollup{level.suffix}"))
+                                .scalar_one()) for level in LEVELS}
 
 
 def main() -> None:
