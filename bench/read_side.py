@@ -62,7 +62,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from wonkalytics.store.engine import dispose_engines, get_engine  # noqa: E402
 from wonkalytics.store.queries import ReadStore, make_period  # noqa: E402
-from wonkalytics.store.rollup_model import LEVELS, rollup_tables  # noqa: E402
+from wonkalytics.store.rollup_model import LEVELS, model_tables, rollup_tables  # noqa: E402
 from wonkalytics.store.rollups import rebuild  # noqa: E402
 from wonkalytics.store.sql import TableStore  # noqa: E402
 from wonkalytics.store.views import create_read_index  # noqa: E402
@@ -210,7 +210,7 @@ def ensure_table(url: str, count: int, now: dt.datetime) -> float:
         if have[0] == count and newest is not None and now - newest < dt.timedelta(hours=12):
             return 0.0
         with engine.begin() as conn:
-            rolled = [t.name for level in LEVELS for t in rollup_tables(name, level=level)]
+            rolled = rollup_names(name)
             for old in (*rolled, *[f"{n}_off" for n in rolled], name):
                 conn.execute(sa.text(f"DROP TABLE IF EXISTS {old}"))
     started = time.perf_counter()
@@ -235,14 +235,19 @@ def ensure_table(url: str, count: int, now: dt.datetime) -> float:
     return time.perf_counter() - started
 
 
+def rollup_names(name: str) -> list[str]:
+    """Every rollup table of the bench table ``name`` (each level, full keys and per model)."""
+    return [t.name for level in LEVELS for t in (*rollup_tables(name, level=level), *model_tables(name, level=level))]
+
+
 def rollups_on(url: str, count: int, on: bool) -> float:
     """Switch the rollups of the bench table on (build them once, or rename them back) or off (rename them
     aside, so the read side finds none); returns the seconds a first build took."""
     engine = get_engine(url)
     name = table_name(count)
     inspector = sa.inspect(engine)
-    live = [t.name for level in LEVELS for t in rollup_tables(name, level=level)]
-    pairs = [(n, f"{n}_off") for n in live]
+    names = rollup_names(name)
+    pairs = [(n, f"{n}_off") for n in names]
     present = {n for pair in pairs for n in pair if inspector.has_table(n)}
 
     def rename(old: str, new: str) -> None:
@@ -254,13 +259,13 @@ def rollups_on(url: str, count: int, on: bool) -> float:
         for live, aside in pairs:
             if aside in present and live not in present:
                 rename(aside, live)
-        if any(n not in present and f"{n}_off" not in present for n in live):   # a level is missing: build all
+        if any(n not in present and f"{n}_off" not in present for n in names):   # a level is missing: build all
             started = time.perf_counter()
             rebuild(unbounded(url), TableStore(url, name, create=False).table)
             took = time.perf_counter() - started
             if engine.dialect.name == "postgresql":
                 with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                    for table in live:
+                    for table in names:
                         conn.execute(sa.text(f"VACUUM ANALYZE {table}"))
     else:
         for live, aside in pairs:

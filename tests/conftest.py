@@ -95,8 +95,9 @@ def _drop(url: str, table: str) -> None:
     engine = sa.create_engine(url)
     try:
         with engine.begin() as conn:
-            for name in (f"{table}_rollup", f"{table}_rollup_users", f"{table}_rollup_day",  # store/rollups.py
-                         f"{table}_rollup_day_users", table):
+            rollups = [f"{table}_rollup{level}{grain}{users}" for level in ("", "_day") for grain in ("", "_model")
+                       for users in ("", "_users")]   # store/rollup_model.py
+            for name in (*rollups, table):
                 conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
     finally:
         engine.dispose()

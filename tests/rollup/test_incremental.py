@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from wonkalytics.store import rollups
 from wonkalytics.store.engine import dispose_engines
 from wonkalytics.store.migrations import upgrade
-from wonkalytics.store.rollup_model import LEVELS
+from wonkalytics.store.rollup_model import LEVELS, model_tables
 from wonkalytics.store.rollups import rebuild, rollup_tables
 from wonkalytics.store.sql import TableStore
 
@@ -53,6 +53,13 @@ def _snapshot(engine: sa.Engine, name: str) -> list[tuple[list[Any], list[Any]]]
         shaped = [(*x[:-2], None if x[-2] is None else round(float(x[-2]), 6),
                    None if x[-1] is None else round(float(x[-1]) * 1e6, 3)) for x in rows]
         out.append((shaped, [tuple(x) for x in people]))
+        rows_m, users_m = model_tables(name, level=level)
+        with engine.connect() as conn:
+            m = rows_m.c
+            models = conn.execute(sa.select(m.key_hash, m.bucket, m.model, m.interactions, m.scored, m.score_hist,
+                                            m.duration_sketch, m.ttft_sketch, m.timed).order_by(m.key_hash)).all()
+            people_m = conn.execute(sa.select(users_m).order_by(*users_m.primary_key.columns)).all()
+        out.append(([tuple(x) for x in models], [tuple(x) for x in people_m]))
     return out
 
 
@@ -65,7 +72,8 @@ def _prepared(url: str, name: str) -> tuple[TableStore, sa.Engine]:
 
 
 rows_st = st.lists(
-    st.tuples(st.one_of(st.integers(0, 120), st.integers(-1500, 3000)), st.sampled_from(["a", "b", None]), st.sampled_from(["u1", "u2", None]),
+    st.tuples(st.one_of(st.integers(0, 120), st.integers(-1500, 3000)), st.sampled_from(["a", "b", None]),
+              st.sampled_from(["u1", "u2", None]),
               st.sampled_from(["ok", "error", "aborted"]), st.one_of(st.none(), st.sampled_from([1.0, 2.5, 5.0])),
               st.one_of(st.none(), st.floats(0, 5000))),
     min_size=1, max_size=25)

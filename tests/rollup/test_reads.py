@@ -232,18 +232,40 @@ def test_interior_days_are_read_from_the_day_level(db_url: str, table_name: str)
     assert reader.overview(period)["interactions"] == before[0]["interactions"] - len(that_day)
 
 
+def test_percentiles_and_users_per_model_are_read_from_the_per_model_tables(db_url: str, table_name: str) -> None:
+    store = _prepared(db_url, table_name)
+    store.insert_many(_rows(600, seed=7))
+    raw = _raw(store)
+    period = make_period(*PERIODS[2])   # Kolkata: edges of quarter hours and of rows
+    reader = ReadStore(db_url, table_name)
+    before = reader.overview(period)
+    _check(before, _expected(_selected(raw, period, {})))
+    for g in reader.groups(period, "model"):
+        _check(g, _expected(_selected(raw, period, {"model": g["value"]})))
+    keeper = Rollup(store.table, None, ("language",))
+    with store.engine.begin() as conn:   # the per-model rows gone: sums unchanged, percentiles and users not
+        for level in keeper.levels:
+            for target in keeper.models[level]:
+                conn.execute(sa.delete(target))
+    after = reader.overview(period)
+    assert after["interactions"] == before["interactions"]
+    assert after["duration_ms"] != before["duration_ms"] and after["users"] == before["users"]   # (bucket, user)
+    assert all(g["users"] < 5 for g in reader.groups(period, "model", percentiles=False))
+
+
 def test_a_day_level_added_later_is_read_only_for_the_days_it_holds_whole(db_url: str, table_name: str) -> None:
     store = _prepared(db_url, table_name)
     store.insert_many(_rows(600, seed=6))
     with store.engine.begin() as conn:   # as if m008 ran on 2026-03-07 at noon: the day level starts then
-        for target in Rollup(store.table, None, ("language",)).tables[DAY]:
+        keeper = Rollup(store.table, None, ("language",))
+        for target in (*keeper.tables[DAY], *keeper.models[DAY]):
             conn.execute(sa.delete(target).where(target.c.bucket < datetime(2026, 3, 7)))
         keeper = Rollup(store.table, None, ("language",))
         cut = datetime(2026, 3, 7, 12)
         rows = [dict(r) for r in conn.execute(keeper.select_rows().where(
             keeper.columns["timestamp"] >= datetime(2026, 3, 7), keeper.columns["timestamp"] < cut)).mappings()]
         groups, users = keeper.aggregate(rows, -1)   # the morning of 03-07 is not in the day level
-        rollups.Keeper(store.table, None, ("language",)).apply(conn, *keeper.levelled(groups, users)[1][1:], DAY)
+        rollups.Keeper(store.table, None, ("language",)).apply(conn, DAY, keeper.levelled(groups, users)[1][1])
     reader = ReadStore(db_url, table_name)
     raw = _raw(store)
     period = make_period(*PERIODS[0])

@@ -162,16 +162,27 @@ def _read_index(table: sa.Table, dialect: Dialect) -> Plan:
                 "29 ms on 1M rows)")
 
 
-def _rollup_step(name: str, level_name: str, created: str) -> Callable[[sa.Table, Dialect], Plan]:
-    """A step creating the rollup tables of one level unless :func:`upgrade` saw them already."""
+def _quarter_tables(name: str, schema: str | None) -> list[sa.Table]:
+    from wonkalytics.store.rollup_model import rollup_tables
+
+    return list(rollup_tables(name, schema))
+
+
+def _day_and_model_tables(name: str, schema: str | None) -> list[sa.Table]:
+    from wonkalytics.store.rollup_model import DAY, LEVELS, model_tables, rollup_tables
+
+    return [*rollup_tables(name, schema, level=DAY),
+            *[t for level in LEVELS for t in model_tables(name, schema, level)]]
+
+
+def _rollup_step(name: str, tables: Callable[[str, str | None], list[sa.Table]],
+                 created: str) -> Callable[[sa.Table, Dialect], Plan]:
+    """A step creating rollup tables unless :func:`upgrade` saw them already."""
 
     def plan(table: sa.Table, dialect: Dialect) -> Plan:
-        from wonkalytics.store.rollup_model import LEVELS, rollup_tables
-
-        level = next(x for x in LEVELS if x.name == level_name)
         existing = table.info.get("existing_tables")
         statements = []
-        for target in rollup_tables(table.name, table.schema, level=level):
+        for target in tables(table.name, table.schema):
             if existing is not None and target.name.casefold() in existing:
                 continue
             # SQL Server has no CREATE TABLE IF NOT EXISTS; elsewhere it keeps a plan printed without a
@@ -197,10 +208,11 @@ STEPS: tuple[Step, ...] = (
     Step("m005_score_float", "score as a float on a table created by release 0.1", _score_float),
     Step("m006_read_index", "a covering index for the read side", _read_index),
     Step("m007_rollup_tables", "the rollup tables of the read side",
-         _rollup_step("m007_rollup_tables", "quarter", "the rollup tables")),
-    # the day level (bench/read_side.py: a 7-day page read ~82k quarter-hour rows at 1M rows, ~4k day rows)
-    Step("m008_rollup_day_tables", "the day-level rollup tables of the read side",
-         _rollup_step("m008_rollup_day_tables", "day", "the day-level rollup tables")),
+         _rollup_step("m007_rollup_tables", _quarter_tables, "the rollup tables")),
+    # the day level and the per-model tables (bench/read_side.py: a 7-day page at 1M rows merged ~82k
+    # quarter-hour sketches; from days and per model ~500)
+    Step("m008_rollup_levels", "the day-level and per-model rollup tables of the read side",
+         _rollup_step("m008_rollup_levels", _day_and_model_tables, "the day-level and per-model rollup tables")),
 )
 """Every migration, in order."""
 

@@ -28,8 +28,25 @@ import sqlalchemy as sa
 from wonkalytics.store import dialects as d
 from wonkalytics.store.sketch import Sketch, SketchError, add_counts
 
-__all__ = ["DAY", "DIMENSIONS", "KNOWN", "LEVELS", "QUARTER", "Aggregate", "Groups", "Level", "Users", "bucket_of",
-           "coarsen", "combine", "key_hash", "rollup_tables", "stored"]
+__all__ = [
+    "DAY",
+    "DIMENSIONS",
+    "KNOWN",
+    "LEVELS",
+    "QUARTER",
+    "Aggregate",
+    "Deltas",
+    "Groups",
+    "Level",
+    "Users",
+    "bucket_of",
+    "combine",
+    "key_hash",
+    "model_tables",
+    "rollup_tables",
+    "split",
+    "stored",
+]
 
 DIMENSIONS = ("model", "tenant_id", "status")
 """Fields every rollup row is keyed by (beside the bucket and the app fields the team names)."""
@@ -76,29 +93,43 @@ LEVELS = (QUARTER, DAY)
 """Every level, finest first (the finest is the one rows are aggregated at)."""
 
 
-def rollup_tables(name: str, schema: str | None = None, fields: Sequence[str] = (),
-                  level: Level = QUARTER) -> tuple[sa.Table, sa.Table]:
-    """The ``<name>_rollup[_day]`` and ``<name>_rollup[_day]_users`` tables (app ``fields`` as key columns)."""
+def _tables(name: str, schema: str | None, dims: Sequence[str], user_keys: Sequence[str]) -> tuple[sa.Table, sa.Table]:
     metadata = sa.MetaData()
-    dims = [sa.Column(f, d.short_text(255), nullable=True) for f in (*DIMENSIONS, *fields)]
-    counts = [sa.Column(c, sa.BigInteger, nullable=False, server_default="0") for c in COUNTS]
-    sums = [sa.Column(c, d.double(), nullable=True) for c in FLOATS]
-    texts = [sa.Column(c, d.long_text(), nullable=True) for c in TEXTS]
     rollup = sa.Table(
-        f"{name}_rollup{level.suffix}", metadata,
+        name, metadata,
         sa.Column("key_hash", sa.String(64), primary_key=True),
         sa.Column("bucket", d.timestamp(), nullable=False, index=True),
-        *dims, *counts, *sums, *texts,
+        *[sa.Column(f, d.short_text(255), nullable=True) for f in dims],
+        *[sa.Column(c, sa.BigInteger, nullable=False, server_default="0") for c in COUNTS],
+        *[sa.Column(c, d.double(), nullable=True) for c in FLOATS],
+        *[sa.Column(c, d.long_text(), nullable=True) for c in TEXTS],
         schema=schema, **d.table_options(),
     )
     users = sa.Table(
-        f"{name}_rollup{level.suffix}_users", metadata,
+        f"{name}_users", metadata,
         sa.Column("bucket", d.timestamp(), primary_key=True),
-        sa.Column("username", sa.String(255), primary_key=True),
+        *[sa.Column(k, sa.String(255), primary_key=True) for k in user_keys],
         sa.Column("n", sa.BigInteger, nullable=False),
         schema=schema, **d.table_options(),
     )
     return rollup, users
+
+
+def rollup_tables(name: str, schema: str | None = None, fields: Sequence[str] = (),
+                  level: Level = QUARTER) -> tuple[sa.Table, sa.Table]:
+    """The ``<name>_rollup[_day]`` and ``<name>_rollup[_day]_users`` tables (app ``fields`` as key columns)."""
+    return _tables(f"{name}_rollup{level.suffix}", schema, (*DIMENSIONS, *fields), ("username",))
+
+
+def model_tables(name: str, schema: str | None = None, level: Level = QUARTER) -> tuple[sa.Table, sa.Table]:
+    """The ``<name>_rollup[_day]_model`` and ``..._model_users`` tables: the same figures keyed by bucket x
+    model only, and users by (bucket, model, username).
+
+    What the overview and ``--by model`` read their percentiles and distinct users from: a 7-day page
+    of the bench (1M rows) merges ~500 sketches from them instead of ~15k from the full keys
+    (model x tenant x status), and counts users per model without the table (bench/read_side.py).
+    """
+    return _tables(f"{name}_rollup{level.suffix}_model", schema, ("model",), ("model", "username"))
 
 
 def key_hash(bucket: datetime, dims: Sequence[Any]) -> str:
@@ -200,21 +231,36 @@ def combine(base: Aggregate, delta: Aggregate) -> Aggregate:
 
 Groups = dict[str, tuple[datetime, tuple[Any, ...], Aggregate]]
 """Rollup aggregates by key hash: ``{key_hash: (bucket, dims, aggregate)}``."""
-Users = dict[tuple[datetime, str], int]
-"""Interactions per ``(bucket, username)`` (a delta when rows are taken out)."""
+Users = dict[tuple[Any, ...], int]
+"""Interactions per ``(bucket, username)`` -- or ``(bucket, model, username)`` -- (a delta when rows are
+taken out); :meth:`~wonkalytics.store.rollups.Rollup.aggregate` answers ``(bucket, model, username)``."""
 
 
-def coarsen(groups: Groups, users: Users, level: Level) -> tuple[Groups, Users]:
-    """Quarter-hour aggregates (and user counts) added up into ``level``'s buckets (new objects)."""
-    out: Groups = {}
+@dataclass
+class Deltas:
+    """What one level's tables receive: full-key rows and users, model rows and (model, user) counts."""
+
+    groups: Groups
+    users: Users
+    models: Groups
+    model_users: Users
+
+
+def split(groups: Groups, users: Users, level: Level) -> Deltas:
+    """Quarter-hour aggregates and ``(bucket, model, username)`` counts -> ``level``'s deltas (new objects)."""
+    full: Groups = {}
+    models: Groups = {}
     for bucket, dims, agg in groups.values():
         coarse = level.floor(bucket)
-        key = key_hash(coarse, dims)
-        if key not in out:
-            out[key] = (coarse, dims, Aggregate())
-        combine(out[key][2], agg)
+        for target, key_dims in ((full, dims), (models, dims[:1])):
+            key = key_hash(coarse, key_dims)
+            if key not in target:
+                target[key] = (coarse, key_dims, Aggregate())
+            combine(target[key][2], agg)
     people: Users = {}
-    for (bucket, user), n in users.items():
-        slot = (level.floor(bucket), user)
-        people[slot] = people.get(slot, 0) + n
-    return out, people
+    by_model: Users = {}
+    for (bucket, model, user), n in users.items():
+        coarse = level.floor(bucket)
+        people[(coarse, user)] = people.get((coarse, user), 0) + n
+        by_model[(coarse, model, user)] = by_model.get((coarse, model, user), 0) + n
+    return Deltas(full, people, models, by_model)

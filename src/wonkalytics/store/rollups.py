@@ -39,14 +39,16 @@ from wonkalytics.store.rollup_model import (
     QUARTER,
     SUMS,
     Aggregate,
+    Deltas,
     Groups,
     Level,
     Users,
     bucket_of,
-    coarsen,
     combine,
     key_hash,
+    model_tables,
     rollup_tables,
+    split,
     stored,
 )
 
@@ -62,7 +64,7 @@ class Rollup:
     """The rollups of one reflected table: field resolution through the column map, aggregation, storage."""
 
     def __init__(self, table: sa.Table, column_map: Mapping[str, str] | None = None,
-                 fields: Sequence[str] = (), levels: Sequence[Level] = LEVELS) -> None:
+                 fields: Sequence[str] = (), levels: Sequence[Level] = LEVELS, by_model: bool = True) -> None:
         self.source = table
         self.fields = tuple(fields)
         self.names = (*DIMENSIONS, *self.fields)
@@ -70,6 +72,9 @@ class Rollup:
         self.levels = tuple(levels)
         self.tables = {level: rollup_tables(table.name, table.schema, self.fields, level) for level in self.levels}
         self.rollup, self.users = self.tables[QUARTER]
+        self.by_model = by_model
+        self.models = ({level: model_tables(table.name, table.schema, level) for level in self.levels}
+                       if by_model else {})
         folded = column_index(table.c.keys())
         self.columns: dict[str, sa.Column[Any]] = {}
         for name in (*_READ, *self.fields):
@@ -81,7 +86,7 @@ class Rollup:
 
     def all_tables(self) -> list[sa.Table]:
         """Every rollup table of every level, finest first."""
-        return [t for level in self.levels for t in self.tables[level]]
+        return [t for level in self.levels for t in (*self.tables[level], *self.models.get(level, ()))]
 
     def create(self, conn: Connection) -> None:
         """Create the rollup tables of every level where missing."""
@@ -96,12 +101,13 @@ class Rollup:
         return query
 
     def aggregate(self, rows: Iterable[Mapping[str, Any]], sign: int = 1) -> tuple[Groups, Users]:
-        """Rows -> quarter-hour aggregates by key hash, and user counts by (quarter hour, username)."""
+        """Rows -> quarter-hour aggregates by key hash, and counts by (quarter hour, model, username)."""
         groups: Groups = {}
         users: Users = {}
         for row in rows:
             moment = row.get("timestamp")
-            if not isinstance(moment, datetime) or row.get("model") is None:
+            model = row.get("model")
+            if not isinstance(moment, datetime) or model is None:
                 continue
             bucket = bucket_of(moment)
             dims = tuple(row.get(f) for f in self.names)
@@ -111,27 +117,31 @@ class Rollup:
             groups[key][2].add(row, sign)
             user = row.get("username")
             if user is not None:
-                users[(bucket, str(user))] = users.get((bucket, str(user)), 0) + sign
+                slot = (bucket, str(model), str(user))
+                users[slot] = users.get(slot, 0) + sign
         return groups, users
 
-    def levelled(self, groups: Groups, users: Users) -> list[tuple[Level, Groups, Users]]:
-        """Quarter-hour aggregates and the same added up for every coarser level this rollup keeps."""
-        out = [(QUARTER, groups, users)]
-        for level in self.levels:
-            if level is not QUARTER:
-                out.append((level, *coarsen(groups, users, level)))
-        return out
+    def levelled(self, groups: Groups, users: Users) -> list[tuple[Level, Deltas]]:
+        """The deltas of every level this rollup keeps (quarter hours added up per day for the day level)."""
+        return [(level, split(groups, users, level)) for level in self.levels]
 
-    def store(self, conn: Connection, level: Level, groups: Groups, users: Users) -> None:
+    def store(self, conn: Connection, level: Level, deltas: Deltas) -> None:
         """Insert freshly computed rollup rows of ``level`` (the range was cleared first)."""
         rollup, people = self.tables[level]
-        rows = [{"key_hash": key, "bucket": bucket, **dict(zip(self.names, dims, strict=True)), **agg.values()}
-                for key, (bucket, dims, agg) in groups.items() if agg.counts.get("interactions")]
-        if rows:
-            conn.execute(sa.insert(rollup), rows)
-        counted = [{"bucket": b, "username": u, "n": n} for (b, u), n in users.items() if n > 0]
-        if counted:
-            conn.execute(sa.insert(people), counted)
+        targets: list[tuple[sa.Table, tuple[str, ...], Groups, sa.Table, tuple[str, ...], Users]] = [
+            (rollup, self.names, deltas.groups, people, ("username",), deltas.users)]
+        if level in self.models:
+            targets.append((*self.models[level][:1], ("model",), deltas.models, self.models[level][1],
+                            ("model", "username"), deltas.model_users))
+        for table, names, groups, users_table, user_keys, users in targets:
+            rows = [{"key_hash": key, "bucket": bucket, **dict(zip(names, dims, strict=True)), **agg.values()}
+                    for key, (bucket, dims, agg) in groups.items() if agg.counts.get("interactions")]
+            if rows:
+                conn.execute(sa.insert(table), rows)
+            counted = [{"bucket": k[0], **dict(zip(user_keys, k[1:], strict=True)), "n": n}
+                       for k, n in users.items() if n > 0]
+            if counted:
+                conn.execute(sa.insert(users_table), counted)
 
 
 def rebuild(engine: sa.Engine, table: sa.Table, column_map: Mapping[str, str] | None = None, *,
@@ -172,8 +182,8 @@ def _rebuild_days(conn: Connection, keeper: Rollup, start: datetime | None) -> i
     while day <= high:
         query = keeper.select_rows(day).where(timestamp < day + timedelta(days=1))
         rows = [dict(r) for r in conn.execute(query).mappings()]
-        for level, groups, users in keeper.levelled(*keeper.aggregate(rows)):
-            keeper.store(conn, level, groups, users)
+        for level, deltas in keeper.levelled(*keeper.aggregate(rows)):
+            keeper.store(conn, level, deltas)
         read += len(rows)
         day += timedelta(days=1)
     return read
@@ -227,22 +237,27 @@ _CHUNK = 500  # keys per IN (...) list
 class Keeper(Rollup):
     """:class:`Rollup` of a table whose rollup tables exist, applying deltas in the writer's transaction."""
 
-    def apply(self, conn: Connection, groups: Groups, users: Users, level: Level = QUARTER) -> None:
-        """Add the deltas to ``level``'s stored rows: a handful of statements per level, whatever the keys.
+    def apply(self, conn: Connection, level: Level, deltas: Deltas) -> None:
+        """Add the deltas to ``level``'s stored rows: a handful of statements per table, whatever the keys.
 
         Missing rows are created (one multi-row UPSERT), every touched row is read locked (one SELECT
         per 500 keys), merged in Python and written back (one executemany UPDATE); emptied rows deleted.
         """
         rollup, people = self.tables[level]
-        if groups:
-            self._apply_rows(conn, rollup, groups)
-        if any(users.values()):
-            self._apply_users(conn, people, users)
+        self._apply_rows(conn, rollup, self.names, deltas.groups)
+        self._apply_users(conn, people, ("bucket", "username"), deltas.users)
+        if level in self.models:
+            rows, users = self.models[level]
+            self._apply_rows(conn, rows, ("model",), deltas.models)
+            self._apply_users(conn, users, ("bucket", "model", "username"), deltas.model_users)
 
-    def _apply_rows(self, conn: Connection, r: sa.Table, groups: Groups) -> None:
+    @staticmethod
+    def _apply_rows(conn: Connection, r: sa.Table, names: Sequence[str], groups: Groups) -> None:
+        if not groups:
+            return
         keys = sorted(groups)
         _insert_missing(conn, r, [{"key_hash": k, "bucket": groups[k][0],
-                                   **dict(zip(self.names, groups[k][1], strict=True))} for k in keys], ["key_hash"])
+                                   **dict(zip(names, groups[k][1], strict=True))} for k in keys], ["key_hash"])
         found: dict[str, Aggregate] = {}
         for start in range(0, len(keys), _CHUNK):
             query = sa.select(r).where(r.c.key_hash.in_(keys[start:start + _CHUNK]))
@@ -264,31 +279,32 @@ class Keeper(Rollup):
             conn.execute(sa.delete(r).where(r.c.key_hash.in_(emptied[start:start + _CHUNK])))
 
     @staticmethod
-    def _apply_users(conn: Connection, u: sa.Table, users: Users) -> None:
-        deltas: list[dict[str, Any]] = [{"bucket": b, "username": name, "n": n}
-                                        for (b, name), n in sorted(users.items()) if n]
+    def _apply_users(conn: Connection, u: sa.Table, keys: Sequence[str], users: Users) -> None:
+        deltas: list[dict[str, Any]] = [{**dict(zip(keys, k, strict=True)), "n": n}
+                                        for k, n in sorted(users.items()) if n]
+        if not deltas:
+            return
         insert = _dialect_insert(conn)
         if insert is None:
-            _insert_missing(conn, u, [{**x, "n": 0} for x in deltas], ["bucket", "username"])
+            _insert_missing(conn, u, [{**x, "n": 0} for x in deltas], list(keys))
             for x in deltas:
-                conn.execute(sa.update(u).where(u.c.bucket == x["bucket"], u.c.username == x["username"])
-                             .values(n=u.c.n + x["n"]))
+                conn.execute(sa.update(u).where(*[u.c[k] == x[k] for k in keys]).values(n=u.c.n + x["n"]))
         else:
             statement = insert(u)
             if conn.dialect.name in ("mysql", "mariadb"):
                 statement = statement.on_duplicate_key_update(n=u.c.n + statement.inserted.n)
             else:
-                statement = statement.on_conflict_do_update(index_elements=["bucket", "username"],
+                statement = statement.on_conflict_do_update(index_elements=list(keys),
                                                             set_={"n": u.c.n + statement.excluded.n})
             conn.execute(statement, deltas)
-        gone = sorted({b for (b, _), n in users.items() if n < 0})
+        gone = sorted({k[0] for k, n in users.items() if n < 0})
         for start in range(0, len(gone), _CHUNK):
             conn.execute(sa.delete(u).where(u.c.n <= 0, u.c.bucket.in_(gone[start:start + _CHUNK])))
 
     def apply_all(self, conn: Connection, groups: Groups, users: Users) -> None:
         """Apply quarter-hour deltas to every level this keeper keeps."""
-        for level, level_groups, level_users in self.levelled(groups, users):
-            self.apply(conn, level_groups, level_users, level)
+        for level, deltas in self.levelled(groups, users):
+            self.apply(conn, level, deltas)
 
     def canonical(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """A row keyed by the table's column names -> keyed by our field names."""
@@ -311,11 +327,13 @@ def _probe(conn: Connection, name: str, schema: str | None) -> list[str] | None:
         return None
 
 
-def probe_levels(conn: Connection, table: sa.Table) -> tuple[tuple[str, ...], tuple[Level, ...]] | None:
-    """The app fields and the levels of ``table``'s rollups (None without ``<table>_rollup``).
+def probe_levels(conn: Connection, table: sa.Table) -> tuple[tuple[str, ...], tuple[Level, ...], bool] | None:
+    """The app fields, the levels and whether the per-model tables are kept, of ``table``'s rollups
+    (None without ``<table>_rollup``).
 
     A coarser level counts only when its tables are there and keyed by the same fields (a table
-    upgraded after a rebuild with other ``rollup_fields`` keeps its quarter hours until the next rebuild).
+    upgraded after a rebuild with other ``rollup_fields`` keeps its quarter hours until the next
+    rebuild); the per-model tables only when every level has them.
     """
     names = _probe(conn, f"{table.name}_rollup", table.schema)
     if names is None:
@@ -329,7 +347,9 @@ def probe_levels(conn: Connection, table: sa.Table) -> tuple[tuple[str, ...], tu
         people = _probe(conn, f"{table.name}_rollup{level.suffix}_users", table.schema)
         if coarse is not None and people is not None and tuple(n for n in coarse if n not in KNOWN) == fields:
             levels.append(level)
-    return fields, tuple(levels)
+    by_model = all(_probe(conn, t.name, table.schema) is not None
+                   for level in levels for t in model_tables(table.name, table.schema, level))
+    return fields, tuple(levels), by_model
 
 
 def keeper_for(conn: Connection, table: sa.Table) -> Keeper | None:
@@ -338,7 +358,7 @@ def keeper_for(conn: Connection, table: sa.Table) -> Keeper | None:
     if found is None:
         return None
     try:
-        return Keeper(table, None, found[0], found[1])
+        return Keeper(table, None, *found)
     except ValueError:
         return None
 
