@@ -62,7 +62,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from wonkalytics.store.engine import dispose_engines, get_engine  # noqa: E402
 from wonkalytics.store.queries import ReadStore, make_period  # noqa: E402
-from wonkalytics.store.rollup_model import LEVELS, model_tables, rollup_tables  # noqa: E402
+from wonkalytics.store.rollup_model import DIMENSIONS, LEVELS, dimension_users, model_tables, rollup_tables  # noqa: E402
 from wonkalytics.store.rollups import rebuild  # noqa: E402
 from wonkalytics.store.sql import TableStore  # noqa: E402
 from wonkalytics.store.views import create_read_index  # noqa: E402
@@ -237,7 +237,8 @@ def ensure_table(url: str, count: int, now: dt.datetime) -> float:
 
 def rollup_names(name: str) -> list[str]:
     """Every rollup table of the bench table ``name`` (each level, full keys and per model)."""
-    return [t.name for level in LEVELS for t in (*rollup_tables(name, level=level), *model_tables(name, level=level))]
+    return [*[t.name for level in LEVELS for t in (*rollup_tables(name, level=level), *model_tables(name, level=level))],
+            *[dimension_users(name, level=level, dim=dim).name for level in LEVELS for dim in DIMENSIONS[1:]]]
 
 
 def rollups_on(url: str, count: int, on: bool) -> float:

@@ -68,10 +68,11 @@ def _rollup_tables(url: str, table: str, create: bool) -> None:
     when they exist."""
     import sqlalchemy as sa
 
-    from wonkalytics.store.rollup_model import LEVELS, model_tables, rollup_tables
+    from wonkalytics.store.rollup_model import DIMENSIONS, LEVELS, dimension_users, model_tables, rollup_tables
 
     engine = sa.create_engine(url)
     tables = [t for level in LEVELS for t in (*rollup_tables(table, level=level), *model_tables(table, level=level))]
+    tables += [dimension_users(table, level=level, dim=dim) for level in LEVELS for dim in DIMENSIONS[1:]]
     try:
         for target in tables if create else reversed(tables):
             if create:

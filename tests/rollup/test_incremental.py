@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from wonkalytics.store import rollups
 from wonkalytics.store.engine import dispose_engines
 from wonkalytics.store.migrations import upgrade
-from wonkalytics.store.rollup_model import LEVELS, model_tables
+from wonkalytics.store.rollup_model import LEVELS, dimension_users, model_tables
 from wonkalytics.store.rollups import rebuild, rollup_tables
 from wonkalytics.store.sql import TableStore
 
@@ -36,7 +36,7 @@ def _row(n: int, minute: int, model: str | None, user: str | None, status: str, 
             "cost_usd": None if n % 3 == 0 else n / 1e6}
 
 
-def _snapshot(engine: sa.Engine, name: str) -> list[tuple[list[Any], list[Any]]]:
+def _snapshot(engine: sa.Engine, name: str) -> list[tuple[list[Any], ...]]:
     """Every level's rollup rows and user counts (the day level too: it must equal a rebuild as well)."""
     out = []
     for level in LEVELS:
@@ -59,7 +59,9 @@ def _snapshot(engine: sa.Engine, name: str) -> list[tuple[list[Any], list[Any]]]
             models = conn.execute(sa.select(m.key_hash, m.bucket, m.model, m.interactions, m.scored, m.score_hist,
                                             m.duration_sketch, m.ttft_sketch, m.timed).order_by(m.key_hash)).all()
             people_m = conn.execute(sa.select(users_m).order_by(*users_m.primary_key.columns)).all()
-        out.append(([tuple(x) for x in models], [tuple(x) for x in people_m]))
+            by_dim = [tuple(x) for dim in ("tenant_id", "status") for x in conn.execute(
+                sa.select(dimension_users(name, level=level, dim=dim)).order_by(sa.text("bucket, value, username")))]
+        out.append(([tuple(x) for x in models], [tuple(x) for x in people_m], by_dim))
     return out
 
 

@@ -232,7 +232,7 @@ def test_interior_days_are_read_from_the_day_level(db_url: str, table_name: str)
     assert reader.overview(period)["interactions"] == before[0]["interactions"] - len(that_day)
 
 
-def test_percentiles_and_users_per_model_are_read_from_the_per_model_tables(db_url: str, table_name: str) -> None:
+def test_percentiles_and_users_per_group_are_read_from_the_grain_tables(db_url: str, table_name: str) -> None:
     store = _prepared(db_url, table_name)
     store.insert_many(_rows(600, seed=7))
     raw = _raw(store)
@@ -243,10 +243,15 @@ def test_percentiles_and_users_per_model_are_read_from_the_per_model_tables(db_u
     for g in reader.groups(period, "model"):
         _check(g, _expected(_selected(raw, period, {"model": g["value"]})))
     keeper = Rollup(store.table, None, ("language",))
+    tenants = reader.groups(period, "tenant_id", percentiles=False)
+    assert max(g["users"] for g in tenants) > 5
     with store.engine.begin() as conn:   # the per-model rows gone: sums unchanged, percentiles and users not
         for level in keeper.levels:
-            for target in keeper.models[level]:
+            for target in (*keeper.models[level], *keeper.by[level].values()):
                 conn.execute(sa.delete(target))
+    assert [g["interactions"] for g in reader.groups(period, "tenant_id", percentiles=False)] == [
+        g["interactions"] for g in tenants]
+    assert all(g["users"] < 5 for g in reader.groups(period, "tenant_id", percentiles=False))
     after = reader.overview(period)
     assert after["interactions"] == before["interactions"]
     assert after["duration_ms"] != before["duration_ms"] and after["users"] == before["users"]   # (bucket, user)

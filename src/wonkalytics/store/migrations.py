@@ -169,10 +169,11 @@ def _quarter_tables(name: str, schema: str | None) -> list[sa.Table]:
 
 
 def _day_and_model_tables(name: str, schema: str | None) -> list[sa.Table]:
-    from wonkalytics.store.rollup_model import DAY, LEVELS, model_tables, rollup_tables
+    from wonkalytics.store.rollup_model import DAY, DIMENSIONS, LEVELS, dimension_users, model_tables, rollup_tables
 
     return [*rollup_tables(name, schema, level=DAY),
-            *[t for level in LEVELS for t in model_tables(name, schema, level)]]
+            *[t for level in LEVELS for t in model_tables(name, schema, level)],
+            *[dimension_users(name, schema, level, dim) for level in LEVELS for dim in DIMENSIONS[1:]]]
 
 
 def _rollup_step(name: str, tables: Callable[[str, str | None], list[sa.Table]],
@@ -211,7 +212,7 @@ STEPS: tuple[Step, ...] = (
          _rollup_step("m007_rollup_tables", _quarter_tables, "the rollup tables")),
     # the day level and the per-model tables (bench/read_side.py: a 7-day page at 1M rows merged ~82k
     # quarter-hour sketches; from days and per model ~500)
-    Step("m008_rollup_levels", "the day-level and per-model rollup tables of the read side",
+    Step("m008_rollup_levels", "the day-level, per-model and per-field users rollup tables of the read side",
          _rollup_step("m008_rollup_levels", _day_and_model_tables, "the day-level and per-model rollup tables")),
 )
 """Every migration, in order."""

@@ -132,6 +132,20 @@ def model_tables(name: str, schema: str | None = None, level: Level = QUARTER) -
     return _tables(f"{name}_rollup{level.suffix}_model", schema, ("model",), ("model", "username"))
 
 
+def dimension_users(name: str, schema: str | None = None, level: Level = QUARTER, dim: str = "tenant_id") -> sa.Table:
+    """``<name>_rollup[_day]_by_<dim>_users``: interactions per (bucket, value of ``dim``, username), the
+    value as JSON (``null`` for NULL: a primary key column cannot hold NULL), so distinct users per
+    tenant / status / app field of whole buckets are exact without the table."""
+    return sa.Table(
+        f"{name}_rollup{level.suffix}_by_{dim}_users", sa.MetaData(),
+        sa.Column("bucket", d.timestamp(), primary_key=True),
+        sa.Column("value", sa.String(300), primary_key=True),
+        sa.Column("username", sa.String(255), primary_key=True),
+        sa.Column("n", sa.BigInteger, nullable=False),
+        schema=schema, **d.table_options(),
+    )
+
+
 def key_hash(bucket: datetime, dims: Sequence[Any]) -> str:
     """The primary key of one rollup row (JSON keeps ``None`` apart from ``""``)."""
     text = json.dumps([bucket.isoformat(), *[None if v is None else str(v) for v in dims]])
@@ -232,22 +246,25 @@ def combine(base: Aggregate, delta: Aggregate) -> Aggregate:
 Groups = dict[str, tuple[datetime, tuple[Any, ...], Aggregate]]
 """Rollup aggregates by key hash: ``{key_hash: (bucket, dims, aggregate)}``."""
 Users = dict[tuple[Any, ...], int]
-"""Interactions per ``(bucket, username)`` -- or ``(bucket, model, username)`` -- (a delta when rows are
-taken out); :meth:`~wonkalytics.store.rollups.Rollup.aggregate` answers ``(bucket, model, username)``."""
+"""Interactions per ``(bucket, username)`` -- or ``(bucket, model, username)``, ``(bucket, value, username)``
+-- (a delta when rows are taken out); :meth:`~wonkalytics.store.rollups.Rollup.aggregate` answers
+``(bucket, dims, username)`` with the row's whole key ``dims``."""
 
 
 @dataclass
 class Deltas:
-    """What one level's tables receive: full-key rows and users, model rows and (model, user) counts."""
+    """What one level's tables receive: full-key rows and users, model rows and (model, user) counts,
+    and (value, user) counts per other dimension (``by``, position in the key -> counts)."""
 
     groups: Groups
     users: Users
     models: Groups
     model_users: Users
+    by: dict[int, Users]
 
 
 def split(groups: Groups, users: Users, level: Level) -> Deltas:
-    """Quarter-hour aggregates and ``(bucket, model, username)`` counts -> ``level``'s deltas (new objects)."""
+    """Quarter-hour aggregates and ``(bucket, dims, username)`` counts -> ``level``'s deltas (new objects)."""
     full: Groups = {}
     models: Groups = {}
     for bucket, dims, agg in groups.values():
@@ -259,8 +276,13 @@ def split(groups: Groups, users: Users, level: Level) -> Deltas:
             combine(target[key][2], agg)
     people: Users = {}
     by_model: Users = {}
-    for (bucket, model, user), n in users.items():
+    by: dict[int, Users] = {}
+    for (bucket, dims, user), n in users.items():
         coarse = level.floor(bucket)
         people[(coarse, user)] = people.get((coarse, user), 0) + n
-        by_model[(coarse, model, user)] = by_model.get((coarse, model, user), 0) + n
-    return Deltas(full, people, models, by_model)
+        by_model[(coarse, dims[0], user)] = by_model.get((coarse, dims[0], user), 0) + n
+        for i in range(1, len(dims)):
+            slot = (coarse, json.dumps(dims[i]), user)
+            counts = by.setdefault(i, {})
+            counts[slot] = counts.get(slot, 0) + n
+    return Deltas(full, people, models, by_model, by)

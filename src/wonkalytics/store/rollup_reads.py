@@ -304,22 +304,38 @@ class RollupReads:
             rows += [dict(r) for r in conn.execute(query).mappings()]
         return keeper.aggregate(rows)
 
-    def _users(self, conn: Connection, plan: Plan, edge_users: Users, *, per_model: bool = False) -> dict[Any, int]:
+    def _users(self, conn: Connection, plan: Plan, edge_users: Users, *, per: str | None = None) -> dict[Any, int]:
         """Distinct users of the whole buckets (each level's users tables) and the edges, exactly: in all
-        (key None) or per model (``per_model``, or a plan filtered by model: the per-model users tables)."""
-        model = per_model or bool(plan.equal)
+        (key None; a plan filtered by model: the per-model users tables) or per value of field ``per``
+        (the per-model or per-field users tables, see :meth:`_users_by`)."""
+        keeper = self._keeper()
+        index = keeper.names.index(per) if per is not None else None
         selects = []
-        for segment, (_, users, _) in zip(plan.segments, self._parts(plan, model=model), strict=True):
+        for segment in plan.segments:
+            if index is not None and index > 0:
+                users = keeper.by[segment.level][index]
+                group: sa.ColumnElement[Any] = users.c.value
+            elif index == 0 or plan.equal:
+                users = keeper.models[segment.level][1]
+                group = users.c.model if index == 0 else sa.null()
+            else:
+                users = keeper.tables[segment.level][1]
+                group = sa.null()
             where = [users.c.bucket >= segment.first, users.c.bucket < segment.last,
                      *[users.c[name] == value for name, value in plan.equal]]
-            columns = [users.c.model.label("g")] if per_model else [sa.null().label("g")]
-            selects.append(sa.select(*columns, users.c.username.label("username")).where(*where))
+            selects.append(sa.select(group.label("g"), users.c.username.label("username")).where(*where))
         # UNION ALL and COUNT(DISTINCT): PostgreSQL 50 ms vs 81 ms for UNION and COUNT(*) (1M rows, 7 days,
         # 50k (model, user) rows per day level)
         union = sa.union_all(*selects).subquery() if len(selects) > 1 else selects[0].subquery()
         counted = sa.select(union.c.g, sa.func.count(sa.distinct(union.c.username)).label("n")).group_by(union.c.g)
         counts: dict[Any, int] = {r.g: int(r.n) for r in conn.execute(counted)}
-        pairs = {(k[1] if per_model else None, k[2]) for k, n in edge_users.items() if n > 0}
+
+        def key(dims: tuple[Any, ...]) -> Any:
+            if index is None:
+                return None
+            return dims[0] if index == 0 else json.dumps(dims[index])
+
+        pairs = {(key(k[1]), k[2]) for k, n in edge_users.items() if n > 0}
         if pairs:
             names = sorted({u for _, u in pairs})
             seen: set[tuple[Any, str]] = set()
@@ -328,7 +344,17 @@ class RollupReads:
                 seen.update((row[0], row[1]) for row in conn.execute(query))
             for g, _ in pairs - seen:
                 counts[g] = counts.get(g, 0) + 1
+        if index is not None and index > 0:
+            return {json.loads(g): n for g, n in counts.items()}
         return counts
+
+    def _users_by(self, plan: Plan, field: str | None) -> bool:
+        """Whether the users tables count the distinct users per value of ``field``: the grain tables exist
+        and nothing but the model is filtered (per model: the model filter applies to the table's key)."""
+        keeper = self._keeper()
+        if not keeper.by_model or field is None or not all(name == "model" for name, _ in plan.equal):
+            return False
+        return field == "model" or not plan.equal
 
     def _grouped(self, conn: Connection, plan: Plan, keys: Sequence[str]) -> list[sa.RowMapping]:
         """Every segment's sums grouped by the rollup fields (or ``bucket``) ``keys`` (one list, not added up)."""
@@ -404,14 +430,15 @@ class RollupReads:
 
     def groups(self, period: Period, plan: Plan, by: str, filters: Filters | None, *, limit: int,
                percentiles: bool) -> list[dict[str, Any]]:
-        """The overview per value of ``by``, largest first; distinct users per model from the per-model users
-        tables, per other group from the table."""
+        """The overview per value of ``by``, largest first; distinct users per group from the users tables
+        of the group's field (the table under a filter other than the model)."""
         with self._reader.reading() as conn:
             totals, edge_users = self.totals(conn, plan, filters, by, percentiles=percentiles)
             ranked = sorted(totals.items(), key=lambda kv: (-kv[1].sums["interactions"], _order(kv[0])))[:limit]
-            if ranked and self._by_model(plan, self._field(self._keeper(), by)):
-                users = self._users(conn, plan, edge_users, per_model=True)
-            else:   # per tenant / status / field: the table counts
+            field = self._field(self._keeper(), by)
+            if ranked and self._users_by(plan, field):
+                users = self._users(conn, plan, edge_users, per=field)
+            else:   # filtered by more than the model: the table counts
                 users = self._reader.distinct_users(conn, period, filters, by=by) if ranked else {}
         shaped = []
         for value, t in ranked:

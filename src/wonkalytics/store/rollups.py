@@ -45,6 +45,7 @@ from wonkalytics.store.rollup_model import (
     Users,
     bucket_of,
     combine,
+    dimension_users,
     key_hash,
     model_tables,
     rollup_tables,
@@ -75,6 +76,9 @@ class Rollup:
         self.by_model = by_model
         self.models = ({level: model_tables(table.name, table.schema, level) for level in self.levels}
                        if by_model else {})
+        # users per value of every other key field (tenant_id, status, app fields), with the model tables
+        self.by = ({level: {i: dimension_users(table.name, table.schema, level, self.names[i])
+                            for i in range(1, len(self.names))} for level in self.levels} if by_model else {})
         folded = column_index(table.c.keys())
         self.columns: dict[str, sa.Column[Any]] = {}
         for name in (*_READ, *self.fields):
@@ -86,7 +90,8 @@ class Rollup:
 
     def all_tables(self) -> list[sa.Table]:
         """Every rollup table of every level, finest first."""
-        return [t for level in self.levels for t in (*self.tables[level], *self.models.get(level, ()))]
+        return [t for level in self.levels
+                for t in (*self.tables[level], *self.models.get(level, ()), *self.by.get(level, {}).values())]
 
     def create(self, conn: Connection) -> None:
         """Create the rollup tables of every level where missing."""
@@ -101,7 +106,7 @@ class Rollup:
         return query
 
     def aggregate(self, rows: Iterable[Mapping[str, Any]], sign: int = 1) -> tuple[Groups, Users]:
-        """Rows -> quarter-hour aggregates by key hash, and counts by (quarter hour, model, username)."""
+        """Rows -> quarter-hour aggregates by key hash, and counts by (quarter hour, key, username)."""
         groups: Groups = {}
         users: Users = {}
         for row in rows:
@@ -117,7 +122,7 @@ class Rollup:
             groups[key][2].add(row, sign)
             user = row.get("username")
             if user is not None:
-                slot = (bucket, str(model), str(user))
+                slot = (bucket, dims, str(user))
                 users[slot] = users.get(slot, 0) + sign
         return groups, users
 
@@ -133,6 +138,9 @@ class Rollup:
         if level in self.models:
             targets.append((*self.models[level][:1], ("model",), deltas.models, self.models[level][1],
                             ("model", "username"), deltas.model_users))
+            for i, users_by in self.by[level].items():
+                targets.append((self.models[level][0], ("model",), {}, users_by, ("value", "username"),
+                                deltas.by.get(i, {})))
         for table, names, groups, users_table, user_keys, users in targets:
             rows = [{"key_hash": key, "bucket": bucket, **dict(zip(names, dims, strict=True)), **agg.values()}
                     for key, (bucket, dims, agg) in groups.items() if agg.counts.get("interactions")]
@@ -250,6 +258,8 @@ class Keeper(Rollup):
             rows, users = self.models[level]
             self._apply_rows(conn, rows, ("model",), deltas.models)
             self._apply_users(conn, users, ("bucket", "model", "username"), deltas.model_users)
+            for i, users_by in self.by[level].items():
+                self._apply_users(conn, users_by, ("bucket", "value", "username"), deltas.by.get(i, {}))
 
     @staticmethod
     def _apply_rows(conn: Connection, r: sa.Table, names: Sequence[str], groups: Groups) -> None:
@@ -333,7 +343,7 @@ def probe_levels(conn: Connection, table: sa.Table) -> tuple[tuple[str, ...], tu
 
     A coarser level counts only when its tables are there and keyed by the same fields (a table
     upgraded after a rebuild with other ``rollup_fields`` keeps its quarter hours until the next
-    rebuild); the per-model tables only when every level has them.
+    rebuild); the per-model tables (and the users per tenant / status / field) only when every level has them.
     """
     names = _probe(conn, f"{table.name}_rollup", table.schema)
     if names is None:
@@ -347,8 +357,10 @@ def probe_levels(conn: Connection, table: sa.Table) -> tuple[tuple[str, ...], tu
         people = _probe(conn, f"{table.name}_rollup{level.suffix}_users", table.schema)
         if coarse is not None and people is not None and tuple(n for n in coarse if n not in KNOWN) == fields:
             levels.append(level)
-    by_model = all(_probe(conn, t.name, table.schema) is not None
-                   for level in levels for t in model_tables(table.name, table.schema, level))
+    grains = [t.name for level in levels for t in model_tables(table.name, table.schema, level)]
+    grains += [dimension_users(table.name, table.schema, level, dim).name for level in levels
+               for dim in (*DIMENSIONS[1:], *fields)]
+    by_model = all(_probe(conn, name, table.schema) is not None for name in grains)
     return fields, tuple(levels), by_model
 
 
