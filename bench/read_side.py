@@ -237,8 +237,9 @@ def ensure_table(url: str, count: int, now: dt.datetime) -> float:
 
 def rollup_names(name: str) -> list[str]:
     """Every rollup table of the bench table ``name`` (each level, full keys and per model)."""
-    return [*[t.name for level in LEVELS for t in (*rollup_tables(name, level=level), *model_tables(name, level=level))],
-            *[dimension_users(name, level=level, dim=dim).name for level in LEVELS for dim in DIMENSIONS[1:]]]
+    tables = [t for level in LEVELS for t in (*rollup_tables(name, level=level), *model_tables(name, level=level))]
+    tables += [dimension_users(name, level=level, dim=dim) for level in LEVELS for dim in DIMENSIONS[1:]]
+    return [t.name for t in tables]
 
 
 def rollups_on(url: str, count: int, on: bool) -> float:
