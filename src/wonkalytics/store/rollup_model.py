@@ -156,6 +156,9 @@ def _number(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+_TIMED = (("duration_ms", True, "timed", "duration_sum"), ("ttft_ms", False, "ttft_timed", "ttft_sum"))
+
+
 @dataclass
 class Aggregate:
     """The figures of one rollup row, in Python (added to / taken from row by row, then stored)."""
@@ -166,43 +169,47 @@ class Aggregate:
     duration: Sketch = field(default_factory=Sketch)
     ttft: Sketch = field(default_factory=Sketch)
 
-    def _count(self, name: str, n: int) -> None:
-        self.counts[name] = self.counts.get(name, 0) + n
-
-    def _sum(self, name: str, value: float) -> None:
-        self.sums[name] = self.sums.get(name, 0.0) + value
-
     def add(self, row: Mapping[str, Any], sign: int = 1) -> None:
-        """Count one table row (``sign=-1`` takes it out again)."""
-        self._count("interactions", sign)
-        status = row.get("status")
-        self._count("errors", sign if status == "error" else 0)
-        self._count("aborted", sign if status == "aborted" else 0)
+        """Count one table row (``sign=-1`` takes it out again).
+
+        Written flat (local dict, no helper call per figure): the writer runs it for every row it
+        inserts (bench/writer_cpu.py: ~13 -> ~6 µs a row).
+        """
+        counts, sums = self.counts, self.sums
+        get = row.get
+        counts["interactions"] = counts.get("interactions", 0) + sign
+        status = get("status")
+        if status == "error":
+            counts["errors"] = counts.get("errors", 0) + sign
+        elif status == "aborted":
+            counts["aborted"] = counts.get("aborted", 0) + sign
         for name in SUMS:
-            self._count(name, sign * int(row.get(name) or 0))
-        cost = _number(row.get("cost_usd"))
+            counts[name] = counts.get(name, 0) + sign * int(get(name) or 0)
+        cost = get("cost_usd")
         if cost is not None:
-            self._count("priced", sign)
-            self._sum("cost_usd", sign * cost)
-        score = _number(row.get("score"))
+            counts["priced"] = counts.get("priced", 0) + sign
+            sums["cost_usd"] = sums.get("cost_usd", 0.0) + sign * float(cost)
+        score = get("score")
         if score is not None:
-            self._count("scored", sign)
-            self._sum("score_sum", sign * score)
+            score = float(score)
+            counts["scored"] = counts.get("scored", 0) + sign
+            sums["score_sum"] = sums.get("score_sum", 0.0) + sign * score
             n = self.scores.get(score, 0) + sign
             if n:
                 self.scores[score] = n
             else:
                 del self.scores[score]
-        for column, sketch, timed in (("duration_ms", self.duration, "timed"), ("ttft_ms", self.ttft, "ttft_timed")):
-            value = _number(row.get(column))
+        for column, sketch, timed, total in _TIMED:
+            value = get(column)
             if value is None:
                 continue
+            value = float(value)
             try:
-                sketch.add(value, sign)
+                (self.duration if sketch else self.ttft).add(value, sign)
             except SketchError:
                 continue   # a negative or infinite duration is kept in the row, not in the sketch
-            self._count(timed, sign)
-            self._sum("duration_sum" if timed == "timed" else "ttft_sum", sign * value)
+            counts[timed] = counts.get(timed, 0) + sign
+            sums[total] = sums.get(total, 0.0) + sign * value
 
     def values(self) -> dict[str, Any]:
         """The rollup row's metric columns."""

@@ -107,24 +107,24 @@ class Rollup:
 
     def aggregate(self, rows: Iterable[Mapping[str, Any]], sign: int = 1) -> tuple[Groups, Users]:
         """Rows -> quarter-hour aggregates by key hash, and counts by (quarter hour, key, username)."""
-        groups: Groups = {}
+        found: dict[tuple[datetime, tuple[Any, ...]], Aggregate] = {}   # hashed once per key, not per row
         users: Users = {}
+        names = self.names
         for row in rows:
             moment = row.get("timestamp")
-            model = row.get("model")
-            if not isinstance(moment, datetime) or model is None:
+            if not isinstance(moment, datetime) or row.get("model") is None:
                 continue
             bucket = bucket_of(moment)
-            dims = tuple(row.get(f) for f in self.names)
-            key = key_hash(bucket, dims)
-            if key not in groups:
-                groups[key] = (bucket, dims, Aggregate())
-            groups[key][2].add(row, sign)
+            dims = tuple([row.get(f) for f in names])
+            agg = found.get((bucket, dims))
+            if agg is None:
+                agg = found[(bucket, dims)] = Aggregate()
+            agg.add(row, sign)
             user = row.get("username")
             if user is not None:
                 slot = (bucket, dims, str(user))
                 users[slot] = users.get(slot, 0) + sign
-        return groups, users
+        return {key_hash(b, dims): (b, dims, agg) for (b, dims), agg in found.items()}, users
 
     def levelled(self, groups: Groups, users: Users) -> list[tuple[Level, Deltas]]:
         """The deltas of every level this rollup keeps (quarter hours added up per day for the day level)."""
