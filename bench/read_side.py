@@ -62,6 +62,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from wonkalytics.store.engine import dispose_engines, get_engine  # noqa: E402
 from wonkalytics.store.queries import ReadStore, make_period  # noqa: E402
+from wonkalytics.store.rollup_model import DIMENSIONS, LEVELS, dimension_users, model_tables, rollup_tables  # noqa: E402
 from wonkalytics.store.rollups import rebuild  # noqa: E402
 from wonkalytics.store.sql import TableStore  # noqa: E402
 from wonkalytics.store.views import create_read_index  # noqa: E402
@@ -209,8 +210,8 @@ def ensure_table(url: str, count: int, now: dt.datetime) -> float:
         if have[0] == count and newest is not None and now - newest < dt.timedelta(hours=12):
             return 0.0
         with engine.begin() as conn:
-            for old in (f"{name}_rollup", f"{name}_rollup_users", f"{name}_rollup_off", f"{name}_rollup_users_off",
-                        name):
+            rolled = rollup_names(name)
+            for old in (*rolled, *[f"{n}_off" for n in rolled], name):
                 conn.execute(sa.text(f"DROP TABLE IF EXISTS {old}"))
     started = time.perf_counter()
     store = TableStore(url, name)
@@ -234,13 +235,21 @@ def ensure_table(url: str, count: int, now: dt.datetime) -> float:
     return time.perf_counter() - started
 
 
+def rollup_names(name: str) -> list[str]:
+    """Every rollup table of the bench table ``name`` (each level, full keys and per model)."""
+    tables = [t for level in LEVELS for t in (*rollup_tables(name, level=level), *model_tables(name, level=level))]
+    tables += [dimension_users(name, level=level, dim=dim) for level in LEVELS for dim in DIMENSIONS[1:]]
+    return [t.name for t in tables]
+
+
 def rollups_on(url: str, count: int, on: bool) -> float:
     """Switch the rollups of the bench table on (build them once, or rename them back) or off (rename them
     aside, so the read side finds none); returns the seconds a first build took."""
     engine = get_engine(url)
     name = table_name(count)
     inspector = sa.inspect(engine)
-    pairs = [(f"{name}_rollup", f"{name}_rollup_off"), (f"{name}_rollup_users", f"{name}_rollup_users_off")]
+    names = rollup_names(name)
+    pairs = [(n, f"{n}_off") for n in names]
     present = {n for pair in pairs for n in pair if inspector.has_table(n)}
 
     def rename(old: str, new: str) -> None:
@@ -252,14 +261,14 @@ def rollups_on(url: str, count: int, on: bool) -> float:
         for live, aside in pairs:
             if aside in present and live not in present:
                 rename(aside, live)
-        if f"{name}_rollup" not in present and f"{name}_rollup_off" not in present:
+        if any(n not in present and f"{n}_off" not in present for n in names):   # a level is missing: build all
             started = time.perf_counter()
             rebuild(unbounded(url), TableStore(url, name, create=False).table)
             took = time.perf_counter() - started
             if engine.dialect.name == "postgresql":
                 with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                    conn.execute(sa.text(f"VACUUM ANALYZE {name}_rollup"))
-                    conn.execute(sa.text(f"VACUUM ANALYZE {name}_rollup_users"))
+                    for table in names:
+                        conn.execute(sa.text(f"VACUUM ANALYZE {table}"))
     else:
         for live, aside in pairs:
             if live in present:
@@ -404,6 +413,13 @@ def _cell(values: list[float] | None) -> tuple[str, str]:
     return f"{statistics.median(values):.0f}", f"{p95(values):.0f}"
 
 
+def _levels(rows: int | dict[str, int]) -> str:
+    if isinstance(rows, int):   # a result saved before the day level
+        return f"{rows:,} rollup rows"
+    names = {"quarter": "quarter hour"}
+    return ", ".join(f"{n:,} rollup rows per {names.get(name, name)}" for name, n in rows.items())
+
+
 def report(results: dict[str, Any], args: argparse.Namespace, elapsed: float) -> str:
     lines = [START_MARK, "## Read side (dashboard and stats)", "",
              "Written by `bench/read_side.py` (do not edit by hand; rerun it). Figures are milliseconds: "
@@ -422,7 +438,7 @@ def report(results: dict[str, Any], args: argparse.Namespace, elapsed: float) ->
         dialect = data["dialect"]
         lines += [f"### {dialect}, {data['rows']:,} rows: {data['version']}", "",
                   f"{data['rows']:,} rows over 60 days ({data['in_period']:,} interactions in the default 7-day "
-                  f"period; {data['rollup_rows']:,} rollup rows); table "
+                  f"period; {_levels(data['rollup_rows'])}); table "
                   f"{'loaded in ' + format(data['load_s'], '.0f') + ' s' if data['load_s'] else 'reused'}, rollups "
                   f"{'built in ' + format(data['build_s'], '.0f') + ' s' if data['build_s'] else 'reused'}; "
                   "warm rounds: "
@@ -451,19 +467,17 @@ def report(results: dict[str, Any], args: argparse.Namespace, elapsed: float) ->
     return "\n".join(lines)
 
 
-READ_NOTES = """What the rollups answer and what they do not: the overview, `stats --by model`, the time series, the \
-breakdowns by model / tenant / status / rollup fields and the score distribution read the whole quarter hours of the \
-period from `<table>_rollup` and the two partial edges (under a quarter hour each) from the table. Distinct users \
-come from `<table>_rollup_users`, except per group and under a filter (that table is keyed by bucket and user \
-only): there the table counts them (`COUNT(DISTINCT username)` over the period), which is why `/api/groups?by=...` \
-still grows with the rows. The breakdown by user, the text search and the interactions pages read the table \
-(bounded pages, the covering index). The time to cold is dominated by importing and connecting.
-
-The rollups hold one row per quarter hour x model x tenant x status (x rollup fields): with 40 tenants, 5 models and \
-3 statuses a quarter hour of this workload has up to 600 keys, so at 1M rows (~170 interactions per quarter hour) \
-the rollups hold ~0.7 rows per interaction and answer little faster than the covering index; at 10M rows they hold \
-~0.15 and the difference shows. Percentile sketches are merged in Python (one text per rollup row): the profile of \
-`overview()` (below, when written) shows that merge and the fetch of the sketch texts as the largest part."""
+READ_NOTES = """How the rollups answer (`store/rollup_reads.py`): the whole UTC days inside the period from \
+`<table>_rollup_day`, the quarter hours of the two partial days at its edges from `<table>_rollup` (a local midnight \
+in Asia/Kolkata or America/St_Johns is a quarter hour, not a UTC day), and the last minutes (under a quarter hour at \
+each end) from the table. Additive figures are SUMs in the database over the full keys (model x tenant x status); \
+percentiles merge the sketches of the per-model tables (`<table>_rollup[_day]_model`: ~500 sketches a 7-day page \
+at 1M rows, where the full keys held ~15k, or ~82k with quarter hours only); distinct users are exact, counted over \
+`<table>_rollup[_day]_users`, per model over `..._model_users` and per tenant / status / rollup field over \
+`..._by_<field>_users`. The bench builds its rollups without rollup fields, so the breakdown by `language` reads \
+the table, as do the breakdown by user, the text search and the interactions pages (bounded pages, the covering \
+index). The verdict takes the worse of the warm p95 and the cold first request: a fresh process connects and \
+reflects the table first (~100 ms on PostgreSQL whether the rollups answer or the table does)."""
 
 
 def write_section(path: Path, section: str) -> None:
@@ -488,9 +502,11 @@ def measure(url: str, table: str, rounds: int, cold_rounds: int) -> dict[str, An
     return data
 
 
-def rollup_rows(url: str, table: str) -> int:
+def rollup_rows(url: str, table: str) -> dict[str, int]:
+    """Rows of each rollup level (quarter hours, days)."""
     with get_engine(url).connect() as conn:
-        return int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}_rollup")).scalar_one())
+        return {level.name: int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}_rollup{level.suffix}"))
+                                .scalar_one()) for level in LEVELS}
 
 
 def main() -> None:

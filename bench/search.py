@@ -9,7 +9,7 @@ Run from the repository root::
 The rows are bench/read_side.py's (its server-side generator, its table loader; tables named
 ``wl_bench_search_<rows>`` here, kept and reused for 12 hours); one row in 2,000 gets the rare words
 "zebra quartz" appended to its response. Per table, in one run: **scan** (the search index dropped)
-then **index** (made by the migration step ``m008_search_index``, as ``wonkalytics init --upgrade``
+then **index** (made by the migration step ``m009_search_index``, as ``wonkalytics init --upgrade``
 does; its build time is reported). What is timed is the interactions page of the default period (the
 last 7 days) filtered by the needle, as the dashboard asks it: ``ReadStore.interactions`` (the count
 of matches and the first page of 50). Needles: common ("growth clear", in ~40 % of rows), rare
@@ -46,7 +46,7 @@ from wonkalytics.store.sql import TableStore
 TABLE = "wl_bench_search"
 NEEDLES = {"common": "growth clear", "rare": "zebra quartz", "absent": "no such words", "short": "zq"}
 TARGET_MS = 300.0
-STEP = next(s for s in STEPS if s.name == "m008_search_index")
+STEP = next(s for s in STEPS if s.name == "m009_search_index")
 
 
 def load(url: str, count: int, now: dt.datetime) -> tuple[str, float]:
@@ -205,7 +205,7 @@ def report(results: dict[str, Any], count: int, rounds: int, run: _harness.Run) 
              "Written by `bench/search.py` (rerun it; do not edit by hand). The dashboard's interactions page "
              f"filtered by a needle (count of matches + first page of 50, default 7-day period) on {count:,} rows "
              f"(bench/read_side.py's rows), {rounds} rounds per needle, milliseconds: **scan** (no search index) "
-             "and **index** (`init --upgrade` step `m008_search_index`) measured in the same run, the scan first. "
+             "and **index** (`init --upgrade` step `m009_search_index`) measured in the same run, the scan first. "
              "Target (issue 16): p95 <= 300 ms. Results are identical with and without the index (checked by the "
              "bench and by tests/read/test_search.py).", "",
              f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; {read_side.machine()}",

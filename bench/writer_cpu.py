@@ -64,14 +64,17 @@ def configure(url: str, table: str, spool: Path) -> None:
 
 
 def _rollup_tables(url: str, table: str, create: bool) -> None:
-    """Create (or drop) ``<table>_rollup`` / ``_rollup_users``: the writer keeps them when they exist."""
+    """Create (or drop) every rollup table (each level, full keys and per model): the writer keeps them
+    when they exist."""
     import sqlalchemy as sa
 
-    from wonkalytics.store.rollups import rollup_tables
+    from wonkalytics.store.rollup_model import DIMENSIONS, LEVELS, dimension_users, model_tables, rollup_tables
 
     engine = sa.create_engine(url)
+    tables = [t for level in LEVELS for t in (*rollup_tables(table, level=level), *model_tables(table, level=level))]
+    tables += [dimension_users(table, level=level, dim=dim) for level in LEVELS for dim in DIMENSIONS[1:]]
     try:
-        for target in rollup_tables(table):
+        for target in tables if create else reversed(tables):
             if create:
                 target.create(engine, checkfirst=True)
             else:

@@ -95,7 +95,11 @@ def _drop(url: str, table: str) -> None:
     engine = sa.create_engine(url)
     try:
         with engine.begin() as conn:
-            for name in (f"{table}_rollup", f"{table}_rollup_users", table):  # rollups: store/rollups.py
+            rollups = [f"{table}_rollup{level}{grain}{users}" for level in ("", "_day") for grain in ("", "_model")
+                       for users in ("", "_users")]   # store/rollup_model.py
+            rollups += [f"{table}_rollup{level}_by_{dim}_users" for level in ("", "_day")
+                        for dim in ("tenant_id", "status", "language", "level")]
+            for name in (*rollups, table):
                 conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
     finally:
         engine.dispose()

@@ -71,15 +71,15 @@ def test_indexed_search_equals_the_plain_scan(db_url: str, table_name: str) -> N
     store.create_table()
     store.insert_many(_rows(0, 24))                     # before the upgrade
     plans = {p.step: p for p in upgrade(store.engine, table_name)}
-    assert plans["m008_search_index"].statements, plans["m008_search_index"]
-    assert not plans["m008_search_index"].attention
+    assert plans["m009_search_index"].statements, plans["m009_search_index"]
+    assert not plans["m009_search_index"].attention
     store.insert_many(_rows(24, 24))                    # after: kept by triggers / index maintenance
     run_sql(db_url,
              f"UPDATE {table_name} SET response = 'now a clear summary and report too' WHERE event_id = 's-5'",
              f"UPDATE {table_name} SET messages = NULL WHERE event_id = 's-1'",
              f"DELETE FROM {table_name} WHERE event_id = 's-8'")
     again = {p.step: p for p in upgrade(store.engine, table_name)}
-    assert not again["m008_search_index"].statements  # re-runnable
+    assert not again["m009_search_index"].statements  # re-runnable
 
     reader = ReadStore(db_url, table_name)
     index = reader.search_index()
@@ -144,7 +144,7 @@ def test_a_team_table_through_the_column_map(db_url: str, table_name: str) -> No
         plans = {p.step: p for p in upgrade(engine, table_name, column_map=column_map)}
     finally:
         engine.dispose()
-    assert plans["m008_search_index"].statements, plans["m008_search_index"].note
+    assert plans["m009_search_index"].statements, plans["m009_search_index"].note
     reader = ReadStore(db_url, table_name, column_map)
     assert reader.search_index().kind is not None
     real = [c.name for c in reader.table.columns if c.name.casefold() in ("prompt_text", "answer_text")]
@@ -165,7 +165,7 @@ def test_fulltext_words_keeps_only_words_whole_in_every_match() -> None:
 def test_sql_server_has_no_index_and_the_search_compiles() -> None:
     table = sa.Table("t", sa.MetaData(), sa.Column("row_pk", sa.Integer, primary_key=True),
                      sa.Column("messages", sa.UnicodeText), sa.Column("response", sa.UnicodeText))
-    plan = next(p for p in plan_upgrade(table, mssql.dialect()) if p.step == "m008_search_index")
+    plan = next(p for p in plan_upgrade(table, mssql.dialect()) if p.step == "m009_search_index")
     assert not plan.statements and "LIKE" in (plan.note or "")
     condition = search_condition(table, [table.c.messages, table.c.response], "50%_x", "mssql",
                                  SearchIndex(None))
@@ -174,7 +174,7 @@ def test_sql_server_has_no_index_and_the_search_compiles() -> None:
 
 
 def test_migration_steps_are_counted() -> None:
-    assert STEPS[-1].name == "m008_search_index" and STEPS[-1].probe is not None
+    assert STEPS[-1].name == "m009_search_index" and STEPS[-1].probe is not None
     assert callable(detect)
 
 

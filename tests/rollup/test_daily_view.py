@@ -54,9 +54,14 @@ def test_the_daily_view_reads_the_rollups(db_url: str, table_name: str) -> None:
                     assert float(g["avg_score"]) == pytest.approx(sum(w["scores"]) / len(w["scores"]))
                 else:
                     assert g["avg_score"] is None
-        # the additive figures come from the rollups: emptied rollups, an empty view
+        # the additive figures come from the day level: the quarter hours emptied, the same view;
+        # the day rows emptied, an empty view
         with store.engine.begin() as conn:
             conn.execute(sa.text(f"DELETE FROM {table_name}_rollup"))
+        with store.engine.connect() as conn:
+            assert conn.execute(sa.text(f"SELECT COUNT(*) FROM {daily}")).scalar_one() == len(want)
+        with store.engine.begin() as conn:
+            conn.execute(sa.text(f"DELETE FROM {table_name}_rollup_day"))
         with store.engine.connect() as conn:
             assert conn.execute(sa.text(f"SELECT COUNT(*) FROM {daily}")).scalar_one() == 0
     finally:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from wonkalytics.store import rollups
 from wonkalytics.store.engine import dispose_engines
 from wonkalytics.store.migrations import upgrade
+from wonkalytics.store.rollup_model import LEVELS, dimension_users, model_tables
 from wonkalytics.store.rollups import rebuild, rollup_tables
 from wonkalytics.store.sql import TableStore
 
@@ -35,20 +36,33 @@ def _row(n: int, minute: int, model: str | None, user: str | None, status: str, 
             "cost_usd": None if n % 3 == 0 else n / 1e6}
 
 
-def _snapshot(engine: sa.Engine, name: str) -> tuple[list[Any], list[Any]]:
-    rollup, users = rollup_tables(name)
-    r = rollup.c
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(r.key_hash, r.interactions, r.errors, r.aborted, r.prompt_tokens,
-                                      r.total_tokens, r.priced, r.scored, r.score_min, r.score_max, r.score_hist,
-                                      r.duration_sketch, r.ttft_sketch, r.timed, r.score_sum, r.cost_usd)
-                            .order_by(r.key_hash)).all()
-        people = conn.execute(sa.select(users.c.bucket, users.c.username, users.c.n)
-                              .order_by(users.c.bucket, users.c.username)).all()
-    # float sums: the order of additions differs between upkeep and rebuild (last-bit differences only)
-    shaped = [(*x[:-2], None if x[-2] is None else round(float(x[-2]), 6),
-               None if x[-1] is None else round(float(x[-1]) * 1e6, 3)) for x in rows]
-    return shaped, [tuple(x) for x in people]
+def _snapshot(engine: sa.Engine, name: str) -> list[tuple[list[Any], ...]]:
+    """Every level's rollup rows and user counts (the day level too: it must equal a rebuild as well)."""
+    out = []
+    for level in LEVELS:
+        rollup, users = rollup_tables(name, level=level)
+        r = rollup.c
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(r.key_hash, r.bucket, r.interactions, r.errors, r.aborted, r.prompt_tokens,
+                                          r.total_tokens, r.priced, r.scored, r.score_min, r.score_max, r.score_hist,
+                                          r.duration_sketch, r.ttft_sketch, r.timed, r.score_sum, r.cost_usd)
+                                .order_by(r.key_hash)).all()
+            people = conn.execute(sa.select(users.c.bucket, users.c.username, users.c.n)
+                                  .order_by(users.c.bucket, users.c.username)).all()
+        # float sums: the order of additions differs between upkeep and rebuild (last-bit differences only)
+        shaped = [(*x[:-2], None if x[-2] is None else round(float(x[-2]), 6),
+                   None if x[-1] is None else round(float(x[-1]) * 1e6, 3)) for x in rows]
+        out.append((shaped, [tuple(x) for x in people]))
+        rows_m, users_m = model_tables(name, level=level)
+        with engine.connect() as conn:
+            m = rows_m.c
+            models = conn.execute(sa.select(m.key_hash, m.bucket, m.model, m.interactions, m.scored, m.score_hist,
+                                            m.duration_sketch, m.ttft_sketch, m.timed).order_by(m.key_hash)).all()
+            people_m = conn.execute(sa.select(users_m).order_by(*users_m.primary_key.columns)).all()
+            by_dim = [tuple(x) for dim in ("tenant_id", "status") for x in conn.execute(
+                sa.select(dimension_users(name, level=level, dim=dim)).order_by(sa.text("bucket, value, username")))]
+        out.append(([tuple(x) for x in models], [tuple(x) for x in people_m], by_dim))
+    return out
 
 
 def _prepared(url: str, name: str) -> tuple[TableStore, sa.Engine]:
@@ -60,7 +74,8 @@ def _prepared(url: str, name: str) -> tuple[TableStore, sa.Engine]:
 
 
 rows_st = st.lists(
-    st.tuples(st.integers(0, 120), st.sampled_from(["a", "b", None]), st.sampled_from(["u1", "u2", None]),
+    st.tuples(st.one_of(st.integers(0, 120), st.integers(-1500, 3000)), st.sampled_from(["a", "b", None]),
+              st.sampled_from(["u1", "u2", None]),
               st.sampled_from(["ok", "error", "aborted"]), st.one_of(st.none(), st.sampled_from([1.0, 2.5, 5.0])),
               st.one_of(st.none(), st.floats(0, 5000))),
     min_size=1, max_size=25)
@@ -106,9 +121,10 @@ def test_replays_and_double_score_changes_on_every_database(db_url: str, table_n
         assert store.update_where("response_id", "r-3", "score", value)
     assert store.update_where("response_id", "r-4", "username", "someone-else")
     incremental = _snapshot(engine, table_name)
-    rollup, _ = rollup_tables(table_name)
     with engine.connect() as conn:
-        assert int(conn.execute(sa.select(sa.func.sum(rollup.c.interactions))).scalar_one()) == 41
+        for level in LEVELS:
+            rollup, _ = rollup_tables(table_name, level=level)
+            assert int(conn.execute(sa.select(sa.func.sum(rollup.c.interactions))).scalar_one()) == 41
     rebuild(engine, store.table)
     assert incremental == _snapshot(engine, table_name)
 

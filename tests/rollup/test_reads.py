@@ -20,6 +20,7 @@ from wonkalytics.store.engine import dispose_engines
 from wonkalytics.store.migrations import upgrade
 from wonkalytics.store.periods import Period, make_period
 from wonkalytics.store.queries import Filters, ReadStore
+from wonkalytics.store.rollup_model import DAY, QUARTER
 from wonkalytics.store.rollups import Rollup
 from wonkalytics.store.sketch import ALPHA
 from wonkalytics.store.sql import TableStore
@@ -65,8 +66,8 @@ def _prepared(url: str, name: str, fields: tuple[str, ...] = ("language",)) -> T
     upgrade(store.engine, name)
     with store.engine.begin() as conn:   # rebuilt keyed by `language` too (what WONKALYTICS_ROLLUP_FIELDS does)
         keeper = Rollup(store.table, None, fields)
-        keeper.users.drop(conn, checkfirst=True)
-        keeper.rollup.drop(conn, checkfirst=True)
+        for target in reversed(keeper.all_tables()):
+            target.drop(conn, checkfirst=True)
         keeper.create(conn)
     rollups.forget(store.table)
     return store
@@ -157,7 +158,9 @@ PERIODS = [
 def _check_all(reader: ReadStore, raw: list[dict[str, Any]]) -> None:
     for since, until, tz in PERIODS:
         period = make_period(since, until, tz)
-        assert reader._rollups.plan(period, None) is not None   # answered from the rollups
+        plan = reader._rollups.plan(period, None)
+        assert plan is not None   # answered from the rollups, the whole UTC days inside from the day level
+        assert [s.level for s in plan.segments] == [QUARTER, DAY, QUARTER], (since, until, tz)
         _check(reader.overview(period), _expected(_selected(raw, period, {})))
         _check(reader.overview(period, Filters(model="gpt-4o", status="ok")),
                _expected(_selected(raw, period, {"model": "gpt-4o", "status": "ok"})))
@@ -196,6 +199,85 @@ def test_rollup_reads_equal_the_raw_rows(db_url: str, table_name: str) -> None:
     assert store.update_where("response_id", scored["response_id"], "duration_ms", 12345.0)
     raw = _raw(store)
     _check_all(reader, raw)
+
+
+def _figures(reader: ReadStore, period: Period) -> Any:
+    overview = reader.overview(period)
+    groups = reader.groups(period, "model")
+    series = reader.timeseries(period, bucket="day")
+    return overview, groups, series, reader.score_distribution(period)
+
+
+def test_interior_days_are_read_from_the_day_level(db_url: str, table_name: str) -> None:
+    store = _prepared(db_url, table_name)
+    store.insert_many(_rows(600, seed=4))
+    raw = _raw(store)
+    period = make_period(*PERIODS[0])   # UTC: the time series in days reads the day level too
+    reader = ReadStore(db_url, table_name)
+    before = _figures(reader, period)
+    interior = (datetime(2026, 3, 7), datetime(2026, 3, 8))
+    with store.engine.begin() as conn:   # the interior day's quarter hours gone: nothing changes
+        quarter = Rollup(store.table, None, ("language",)).tables[QUARTER]
+        for target in quarter:
+            gone = conn.execute(sa.delete(target).where(target.c.bucket >= interior[0], target.c.bucket < interior[1]))
+            assert gone.rowcount > 0
+    assert _figures(reader, period) == before
+    _check(before[0], _expected(_selected(raw, period, {})))
+    with store.engine.begin() as conn:   # its day rows gone: the figures lose that day (no fallback to the table)
+        day = Rollup(store.table, None, ("language",)).tables[DAY]
+        for target in day:
+            conn.execute(sa.delete(target).where(target.c.bucket == interior[0]))
+    that_day = [r for r in _selected(raw, period, {}) if interior[0] <= r["timestamp"] < interior[1]]
+    assert that_day
+    assert reader.overview(period)["interactions"] == before[0]["interactions"] - len(that_day)
+
+
+def test_percentiles_and_users_per_group_are_read_from_the_grain_tables(db_url: str, table_name: str) -> None:
+    store = _prepared(db_url, table_name)
+    store.insert_many(_rows(600, seed=7))
+    raw = _raw(store)
+    period = make_period(*PERIODS[2])   # Kolkata: edges of quarter hours and of rows
+    reader = ReadStore(db_url, table_name)
+    before = reader.overview(period)
+    _check(before, _expected(_selected(raw, period, {})))
+    for g in reader.groups(period, "model"):
+        _check(g, _expected(_selected(raw, period, {"model": g["value"]})))
+    keeper = Rollup(store.table, None, ("language",))
+    tenants = reader.groups(period, "tenant_id", percentiles=False)
+    assert max(g["users"] for g in tenants) > 5
+    with store.engine.begin() as conn:   # the per-model rows gone: sums unchanged, percentiles and users not
+        for level in keeper.levels:
+            for target in (*keeper.models[level], *keeper.by[level].values()):
+                conn.execute(sa.delete(target))
+    assert [g["interactions"] for g in reader.groups(period, "tenant_id", percentiles=False)] == [
+        g["interactions"] for g in tenants]
+    assert all(g["users"] < 5 for g in reader.groups(period, "tenant_id", percentiles=False))
+    after = reader.overview(period)
+    assert after["interactions"] == before["interactions"]
+    assert after["duration_ms"] != before["duration_ms"] and after["users"] == before["users"]   # (bucket, user)
+    assert all(g["users"] < 5 for g in reader.groups(period, "model", percentiles=False))
+
+
+def test_a_day_level_added_later_is_read_only_for_the_days_it_holds_whole(db_url: str, table_name: str) -> None:
+    store = _prepared(db_url, table_name)
+    store.insert_many(_rows(600, seed=6))
+    with store.engine.begin() as conn:   # as if m008 ran on 2026-03-07 at noon: the day level starts then
+        keeper = Rollup(store.table, None, ("language",))
+        for target in (*keeper.tables[DAY], *keeper.models[DAY]):
+            conn.execute(sa.delete(target).where(target.c.bucket < datetime(2026, 3, 7)))
+        keeper = Rollup(store.table, None, ("language",))
+        cut = datetime(2026, 3, 7, 12)
+        rows = [dict(r) for r in conn.execute(keeper.select_rows().where(
+            keeper.columns["timestamp"] >= datetime(2026, 3, 7), keeper.columns["timestamp"] < cut)).mappings()]
+        groups, users = keeper.aggregate(rows, -1)   # the morning of 03-07 is not in the day level
+        rollups.Keeper(store.table, None, ("language",)).apply(conn, DAY, keeper.levelled(groups, users)[1][1])
+    reader = ReadStore(db_url, table_name)
+    raw = _raw(store)
+    period = make_period(*PERIODS[0])
+    plan = reader._rollups.plan(period, None)
+    assert plan is not None and [(s.level, s.first) for s in plan.segments if s.level is DAY] == [
+        (DAY, datetime(2026, 3, 8))]
+    _check(reader.overview(period), _expected(_selected(raw, period, {})))
 
 
 def test_filters_the_rollups_are_not_keyed_by_read_the_table(db_url: str, table_name: str) -> None:

@@ -43,8 +43,13 @@ def test_upgrade_creates_the_rollup_tables_once(db_url: str, table_name: str) ->
     assert len(plans["m007_rollup_tables"].statements) == 3   # two tables and the bucket index
     names = set(sa.inspect(engine).get_table_names())
     assert {f"{table_name}_rollup", f"{table_name}_rollup_users"} <= names
+    # the day level, the per-model tables (3 indexed: 3 more statements) and the users per tenant / status
+    assert len(plans["m008_rollup_levels"].statements) == 13
+    assert {f"{table_name}_rollup_day", f"{table_name}_rollup_day_users", f"{table_name}_rollup_model",
+            f"{table_name}_rollup_day_model_users", f"{table_name}_rollup_day_by_status_users",
+            f"{table_name}_rollup_by_tenant_id_users"} <= set(sa.inspect(engine).get_table_names())
     again = {p.step: p for p in upgrade(engine, table_name)}
-    assert again["m007_rollup_tables"].statements == []
+    assert again["m007_rollup_tables"].statements == [] and again["m008_rollup_levels"].statements == []
 
 
 def test_rollup_ddl_compiles_for_sql_server() -> None:

@@ -81,7 +81,7 @@ def _search_index(console: Console, store: TableStore, column_map: dict[str, str
     from wonkalytics.store.migrations import upgrade as run_upgrade
 
     schema, _, name = store.name.rpartition(".")
-    for plan in run_upgrade(store.engine, name, schema or None, column_map, only={"m008_search_index"}):
+    for plan in run_upgrade(store.engine, name, schema or None, column_map, only={"m009_search_index"}):
         if plan.attention:
             console.print(f"[yellow]search index: {escape(plan.note or '')}[/yellow]")
 

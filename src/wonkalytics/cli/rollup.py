@@ -26,8 +26,9 @@ def rollup(
     table: TableName = None,
     tz: Tz = "UTC",
 ) -> None:
-    """Recompute ``<table>_rollup`` and ``<table>_rollup_users`` (rows written by other tools, spool
-    replays of old hours, a table written before the upgrade). Whole UTC quarter hours from --since.
+    """Recompute every rollup table -- quarter hours (``<table>_rollup``), UTC days (``<table>_rollup_day``),
+    their per-model tables and users -- from the table (rows written by other tools, spool replays of
+    old hours, a table written before the upgrade). Whole UTC days from --since, a day at a time.
     """
     if not rebuild_:
         raise fail("say what to do: `wonkalytics rollup --rebuild [--since 7d]`")

@@ -14,7 +14,7 @@ Applied steps are recorded in ``wonkalytics_migrations`` (table name, step name,
 >>> [step.name for step in STEPS][:3]
 ['m001_add_default_columns', 'm002_index_timestamp', 'm003_index_response_id']
 
-``m008_search_index`` (the text search's index per dialect) is planned in
+``m009_search_index`` (the text search's index per dialect) is planned in
 :mod:`wonkalytics.store.search_index`.
 """
 
@@ -174,25 +174,41 @@ def _read_index(table: sa.Table, dialect: Dialect) -> Plan:
                 "29 ms on 1M rows)")
 
 
-def _rollup_tables(table: sa.Table, dialect: Dialect) -> Plan:
-    """Create ``<table>_rollup`` / ``<table>_rollup_users`` unless :func:`upgrade` saw them already."""
-    from wonkalytics.store.rollups import rollup_tables
+def _quarter_tables(name: str, schema: str | None) -> list[sa.Table]:
+    from wonkalytics.store.rollup_model import rollup_tables
 
-    name = "m007_rollup_tables"
-    existing = table.info.get("existing_tables")
-    statements = []
-    for target in rollup_tables(table.name, table.schema):
-        if existing is not None and target.name.casefold() in existing:
-            continue
-        # SQL Server has no CREATE TABLE IF NOT EXISTS; elsewhere it keeps a plan printed without a
-        # connection (--print-sql) safe to run twice.
-        guard = dialect.name != "mssql"
-        statements.append(str(sa.schema.CreateTable(target, if_not_exists=guard).compile(dialect=dialect)).strip())
-        statements.extend(str(sa.schema.CreateIndex(index, if_not_exists=guard).compile(dialect=dialect))
-                          for index in target.indexes)
-    note = "creates the rollup tables (then run `wonkalytics rollup --rebuild`)" if statements \
-        else "the rollup tables are there"
-    return Plan(name, statements, note)
+    return list(rollup_tables(name, schema))
+
+
+def _day_and_model_tables(name: str, schema: str | None) -> list[sa.Table]:
+    from wonkalytics.store.rollup_model import DAY, DIMENSIONS, LEVELS, dimension_users, model_tables, rollup_tables
+
+    return [*rollup_tables(name, schema, level=DAY),
+            *[t for level in LEVELS for t in model_tables(name, schema, level)],
+            *[dimension_users(name, schema, level, dim) for level in LEVELS for dim in DIMENSIONS[1:]]]
+
+
+def _rollup_step(name: str, tables: Callable[[str, str | None], list[sa.Table]],
+                 created: str) -> Callable[[sa.Table, Dialect], Plan]:
+    """A step creating rollup tables unless :func:`upgrade` saw them already."""
+
+    def plan(table: sa.Table, dialect: Dialect) -> Plan:
+        existing = table.info.get("existing_tables")
+        statements = []
+        for target in tables(table.name, table.schema):
+            if existing is not None and target.name.casefold() in existing:
+                continue
+            # SQL Server has no CREATE TABLE IF NOT EXISTS; elsewhere it keeps a plan printed without a
+            # connection (--print-sql) safe to run twice.
+            guard = dialect.name != "mssql"
+            statements.append(str(sa.schema.CreateTable(target, if_not_exists=guard).compile(dialect=dialect)).strip())
+            statements.extend(str(sa.schema.CreateIndex(index, if_not_exists=guard).compile(dialect=dialect))
+                              for index in target.indexes)
+        note = f"creates {created} (then run `wonkalytics rollup --rebuild`)" if statements \
+            else f"{created} are there"
+        return Plan(name, statements, note)
+
+    return plan
 
 
 STEPS: tuple[Step, ...] = (
@@ -204,9 +220,14 @@ STEPS: tuple[Step, ...] = (
     Step("m004_unique_event_id", "make event_id unique (idempotent retries)", _unique_event_id),
     Step("m005_score_float", "score as a float on a table created by release 0.1", _score_float),
     Step("m006_read_index", "a covering index for the read side", _read_index),
-    Step("m007_rollup_tables", "the rollup tables of the read side", _rollup_tables),
-    Step("m008_search_index", "an index for the text search (pg_trgm, FTS5 trigram, FULLTEXT)",
-         lambda table, dialect: Plan("m008_search_index", *plan_search_index(table, dialect)), probe_search_index),
+    Step("m007_rollup_tables", "the rollup tables of the read side",
+         _rollup_step("m007_rollup_tables", _quarter_tables, "the rollup tables")),
+    # the day level and the per-model tables (bench/read_side.py: a 7-day page at 1M rows merged ~82k
+    # quarter-hour sketches; from days and per model ~500)
+    Step("m008_rollup_levels", "the day-level, per-model and per-field users rollup tables of the read side",
+         _rollup_step("m008_rollup_levels", _day_and_model_tables, "the day-level and per-model rollup tables")),
+    Step("m009_search_index", "an index for the text search (pg_trgm, FTS5 trigram, FULLTEXT)",
+         lambda table, dialect: Plan("m009_search_index", *plan_search_index(table, dialect)), probe_search_index),
 )
 """Every migration, in order."""
 

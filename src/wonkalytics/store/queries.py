@@ -41,7 +41,7 @@ from wonkalytics.errors import StoreError, UnknownColumnError, WonkalyticsError
 from wonkalytics.store.failures import store_error
 from wonkalytics.store.fit import column_index, resolve_column
 from wonkalytics.store.periods import Period, make_period, needs_quarters, parse_moment, rebucket
-from wonkalytics.store.rollup_reads import RollupReads, score_bins
+from wonkalytics.store.rollup_reads import RollupReads, score_bins, utc_days
 from wonkalytics.store.search import SEARCH_FIELDS, SearchIndex, detect, search_condition
 from wonkalytics.store.sql import TableStore
 
@@ -455,7 +455,8 @@ class ReadStore:
         if bucket not in ("hour", "day"):
             raise ValueError(f"bucket must be 'hour', 'day' or 'auto', not {bucket!r}")
         quarters = needs_quarters(period)
-        plan = self._rollups.plan(period, filters)
+        # day rows only where a local day is a UTC day; other zones add quarter hours into their days
+        plan = self._rollups.plan(period, filters, days=bucket == "day" and utc_days(period))
         if plan is None:
             return rebucket(self._series_rows(period, filters, quarters), period, bucket)
         rows = self._rollups.timeseries_rows(plan)

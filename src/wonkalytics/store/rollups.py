@@ -1,163 +1,84 @@
-"""Rollups of one analytics table: per UTC quarter hour x model x tenant_id x status, derived data.
+"""Rollups of one analytics table, kept by the writer and rebuilt from the table: derived data.
 
-``<table>_rollup`` holds one row per key (bucket, model, tenant_id, status and any app fields named
-by the caller), addressed by ``key_hash`` (SHA-256 of the key: a primary key of several long text
-columns does not fit MariaDB's 3072-byte index limit, and the hash keeps NULL apart from ``''``).
-Each row carries exact, additive figures (interactions, errors, aborted, token and cost sums, score
-count/sum and an exact score histogram ``{score: count}`` from which min/max follow even after a
-score is taken out), and :class:`~wonkalytics.store.sketch.Sketch` texts of ``duration_ms`` and
-``ttft_ms`` (percentiles within 1 %). ``<table>_rollup_users`` holds ``(bucket, username, n)`` so
-distinct users of any set of whole buckets are exact.
+Two levels (see :mod:`wonkalytics.store.rollup_model`): per UTC quarter hour (``<table>_rollup``,
+``<table>_rollup_users``) and per UTC day (``<table>_rollup_day``, ``<table>_rollup_day_users``),
+each keyed by bucket x model x tenant_id x status x the app fields the team names, and addressed by
+``key_hash`` (SHA-256 of the key: a primary key of several long text columns does not fit MariaDB's
+3072-byte index limit, and the hash keeps NULL apart from ``''``). Each row carries exact, additive
+figures (interactions, errors, aborted, token and cost sums, score count/sum and an exact score
+histogram ``{score: count}`` from which min/max follow even after a score is taken out), and
+:class:`~wonkalytics.store.sketch.Sketch` texts of ``duration_ms`` and ``ttft_ms`` (percentiles
+within 1 %). The users tables hold ``(bucket, username, n)`` so distinct users of any set of whole
+buckets are exact.
 
 Events (rows without ``model``) are not rolled up: the read side counts them in no figure either.
 Quarter hours (not hours) so zones with a half-hour offset (Asia/Kolkata) still get exact local days.
 
-:func:`rebuild` recomputes the rollups of a time range from the table, exactly.
+The writer aggregates each batch once in memory at the quarter level, adds that up per day, and
+writes one row per key per level with a few statements per level (not per key). :func:`rebuild`
+recomputes every level of a time range from the table, exactly, a day of rows at a time.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from wonkalytics.store import dialects as d
 from wonkalytics.store.fit import column_index, resolve_column
-from wonkalytics.store.sketch import Sketch, SketchError
+from wonkalytics.store.rollup_model import (
+    DAY,
+    DIMENSIONS,
+    KNOWN,
+    LEVELS,
+    METRICS,
+    QUARTER,
+    SUMS,
+    Aggregate,
+    Deltas,
+    Groups,
+    Level,
+    Users,
+    bucket_of,
+    combine,
+    dimension_users,
+    key_hash,
+    model_tables,
+    rollup_tables,
+    split,
+    stored,
+)
 
-__all__ = ["DIMENSIONS", "Aggregate", "Keeper", "Rollup", "begin_insert", "bucket_of", "rebuild", "rollup_tables",
-           "update_where"]
+__all__ = ["DIMENSIONS", "LEVELS", "Aggregate", "Keeper", "Rollup", "begin_insert", "bucket_of", "rebuild",
+           "rollup_tables", "update_where"]
 
-DIMENSIONS = ("model", "tenant_id", "status")
-"""Fields every rollup row is keyed by (beside the bucket and the app fields the team names)."""
-
-BUCKET = timedelta(minutes=15)
-_SUMS = ("prompt_tokens", "completion_tokens", "total_tokens")
-_READ = ("timestamp", "username", "score", "cost_usd", "duration_ms", "ttft_ms", *DIMENSIONS, *_SUMS)
-
-
-def bucket_of(moment: datetime) -> datetime:
-    """The UTC quarter hour holding ``moment`` (naive UTC, as the table stores it)."""
-    return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0, tzinfo=None)
-
-
-def rollup_tables(name: str, schema: str | None = None, fields: Sequence[str] = ()) -> tuple[sa.Table, sa.Table]:
-    """The ``<name>_rollup`` and ``<name>_rollup_users`` tables (app ``fields`` as extra key columns)."""
-    metadata = sa.MetaData()
-    dims = [sa.Column(f, d.short_text(255), nullable=True) for f in (*DIMENSIONS, *fields)]
-    counts = [sa.Column(c, sa.BigInteger, nullable=False, server_default="0")
-              for c in ("interactions", "errors", "aborted", *_SUMS, "priced", "scored", "timed", "ttft_timed")]
-    sums = [sa.Column(c, d.double(), nullable=True) for c in ("cost_usd", "score_sum", "score_min", "score_max",
-                                                                 "duration_sum", "ttft_sum")]
-    texts = [sa.Column(c, d.long_text(), nullable=True) for c in ("score_hist", "duration_sketch", "ttft_sketch")]
-    rollup = sa.Table(
-        f"{name}_rollup", metadata,
-        sa.Column("key_hash", sa.String(64), primary_key=True),
-        sa.Column("bucket", d.timestamp(), nullable=False, index=True),
-        *dims, *counts, *sums, *texts,
-        schema=schema, **d.table_options(),
-    )
-    users = sa.Table(
-        f"{name}_rollup_users", metadata,
-        sa.Column("bucket", d.timestamp(), primary_key=True),
-        sa.Column("username", sa.String(255), primary_key=True),
-        sa.Column("n", sa.BigInteger, nullable=False),
-        schema=schema, **d.table_options(),
-    )
-    return rollup, users
-
-
-def key_hash(bucket: datetime, dims: Sequence[Any]) -> str:
-    """The primary key of one rollup row (JSON keeps ``None`` apart from ``""``)."""
-    text = json.dumps([bucket.isoformat(), *[None if v is None else str(v) for v in dims]])
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _number(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-@dataclass
-class Aggregate:
-    """The figures of one rollup row, in Python (added to / taken from row by row, then stored)."""
-
-    counts: dict[str, int] = field(default_factory=dict)
-    sums: dict[str, float] = field(default_factory=dict)
-    scores: dict[float, int] = field(default_factory=dict)
-    duration: Sketch = field(default_factory=Sketch)
-    ttft: Sketch = field(default_factory=Sketch)
-
-    def _count(self, name: str, n: int) -> None:
-        self.counts[name] = self.counts.get(name, 0) + n
-
-    def _sum(self, name: str, value: float) -> None:
-        self.sums[name] = self.sums.get(name, 0.0) + value
-
-    def add(self, row: Mapping[str, Any], sign: int = 1) -> None:
-        """Count one table row (``sign=-1`` takes it out again)."""
-        self._count("interactions", sign)
-        status = row.get("status")
-        self._count("errors", sign if status == "error" else 0)
-        self._count("aborted", sign if status == "aborted" else 0)
-        for name in _SUMS:
-            self._count(name, sign * int(row.get(name) or 0))
-        cost = _number(row.get("cost_usd"))
-        if cost is not None:
-            self._count("priced", sign)
-            self._sum("cost_usd", sign * cost)
-        score = _number(row.get("score"))
-        if score is not None:
-            self._count("scored", sign)
-            self._sum("score_sum", sign * score)
-            n = self.scores.get(score, 0) + sign
-            if n:
-                self.scores[score] = n
-            else:
-                del self.scores[score]
-        for column, sketch, timed in (("duration_ms", self.duration, "timed"), ("ttft_ms", self.ttft, "ttft_timed")):
-            value = _number(row.get(column))
-            if value is None:
-                continue
-            try:
-                sketch.add(value, sign)
-            except SketchError:
-                continue   # a negative or infinite duration is kept in the row, not in the sketch
-            self._count(timed, sign)
-            self._sum("duration_sum" if timed == "timed" else "ttft_sum", sign * value)
-
-    def values(self) -> dict[str, Any]:
-        """The rollup row's metric columns."""
-        out: dict[str, Any] = {c: self.counts.get(c, 0) for c in
-                               ("interactions", "errors", "aborted", *_SUMS, "priced", "scored", "timed",
-                                "ttft_timed")}
-        out["cost_usd"] = self.sums.get("cost_usd") if out["priced"] else None
-        out["score_sum"] = self.sums.get("score_sum") if out["scored"] else None
-        out["duration_sum"] = self.sums.get("duration_sum") if out["timed"] else None
-        out["ttft_sum"] = self.sums.get("ttft_sum") if out["ttft_timed"] else None
-        out["score_min"] = min(self.scores) if self.scores else None
-        out["score_max"] = max(self.scores) if self.scores else None
-        out["score_hist"] = json.dumps(sorted(self.scores.items())) if self.scores else None
-        out["duration_sketch"] = self.duration.dumps() if self.duration.count else None
-        out["ttft_sketch"] = self.ttft.dumps() if self.ttft.count else None
-        return out
+BUCKET = QUARTER.step
+_KNOWN = KNOWN
+_READ = ("timestamp", "username", "score", "cost_usd", "duration_ms", "ttft_ms", *DIMENSIONS, *SUMS)
 
 
 class Rollup:
     """The rollups of one reflected table: field resolution through the column map, aggregation, storage."""
 
     def __init__(self, table: sa.Table, column_map: Mapping[str, str] | None = None,
-                 fields: Sequence[str] = ()) -> None:
+                 fields: Sequence[str] = (), levels: Sequence[Level] = LEVELS, by_model: bool = True) -> None:
         self.source = table
         self.fields = tuple(fields)
+        self.names = (*DIMENSIONS, *self.fields)
         self.column_map = dict(column_map or {})
-        self.rollup, self.users = rollup_tables(table.name, table.schema, self.fields)
+        self.levels = tuple(levels)
+        self.tables = {level: rollup_tables(table.name, table.schema, self.fields, level) for level in self.levels}
+        self.rollup, self.users = self.tables[QUARTER]
+        self.by_model = by_model
+        self.models = ({level: model_tables(table.name, table.schema, level) for level in self.levels}
+                       if by_model else {})
+        # users per value of every other key field (tenant_id, status, app fields), with the model tables
+        self.by = ({level: {i: dimension_users(table.name, table.schema, level, self.names[i])
+                            for i in range(1, len(self.names))} for level in self.levels} if by_model else {})
         folded = column_index(table.c.keys())
         self.columns: dict[str, sa.Column[Any]] = {}
         for name in (*_READ, *self.fields):
@@ -167,10 +88,15 @@ class Rollup:
         if "timestamp" not in self.columns or "model" not in self.columns:
             raise ValueError(f"table {table.name!r} has no timestamp or model column: nothing to roll up")
 
+    def all_tables(self) -> list[sa.Table]:
+        """Every rollup table of every level, finest first."""
+        return [t for level in self.levels
+                for t in (*self.tables[level], *self.models.get(level, ()), *self.by.get(level, {}).values())]
+
     def create(self, conn: Connection) -> None:
-        """Create both rollup tables where missing."""
-        self.rollup.create(conn, checkfirst=True)
-        self.users.create(conn, checkfirst=True)
+        """Create the rollup tables of every level where missing."""
+        for target in self.all_tables():
+            target.create(conn, checkfirst=True)
 
     def select_rows(self, since: datetime | None = None) -> sa.Select[Any]:
         """The source rows to roll up (interactions only), each field labelled with its canonical name."""
@@ -179,62 +105,77 @@ class Rollup:
             query = query.where(self.columns["timestamp"] >= since)
         return query
 
-    def aggregate(self, rows: Iterable[Mapping[str, Any]], sign: int = 1
-                  ) -> tuple[dict[str, tuple[datetime, tuple[Any, ...], Aggregate]], dict[tuple[datetime, str], int]]:
-        """Rows -> rollup aggregates by key hash, and user counts by (bucket, username)."""
-        groups: dict[str, tuple[datetime, tuple[Any, ...], Aggregate]] = {}
-        users: dict[tuple[datetime, str], int] = {}
+    def aggregate(self, rows: Iterable[Mapping[str, Any]], sign: int = 1) -> tuple[Groups, Users]:
+        """Rows -> quarter-hour aggregates by key hash, and counts by (quarter hour, key, username)."""
+        found: dict[tuple[datetime, tuple[Any, ...]], Aggregate] = {}   # hashed once per key, not per row
+        users: Users = {}
+        names = self.names
         for row in rows:
             moment = row.get("timestamp")
             if not isinstance(moment, datetime) or row.get("model") is None:
                 continue
             bucket = bucket_of(moment)
-            dims = tuple(row.get(f) for f in (*DIMENSIONS, *self.fields))
-            key = key_hash(bucket, dims)
-            if key not in groups:
-                groups[key] = (bucket, dims, Aggregate())
-            groups[key][2].add(row, sign)
+            dims = tuple([row.get(f) for f in names])
+            agg = found.get((bucket, dims))
+            if agg is None:
+                agg = found[(bucket, dims)] = Aggregate()
+            agg.add(row, sign)
             user = row.get("username")
             if user is not None:
-                users[(bucket, str(user))] = users.get((bucket, str(user)), 0) + sign
-        return groups, users
+                slot = (bucket, dims, str(user))
+                users[slot] = users.get(slot, 0) + sign
+        return {key_hash(b, dims): (b, dims, agg) for (b, dims), agg in found.items()}, users
 
-    def store(self, conn: Connection, groups: Mapping[str, tuple[datetime, tuple[Any, ...], Aggregate]],
-              users: Mapping[tuple[datetime, str], int]) -> None:
-        """Insert freshly computed rollup rows (the range was cleared first)."""
-        names = (*DIMENSIONS, *self.fields)
-        rows = [{"key_hash": key, "bucket": bucket, **dict(zip(names, dims, strict=True)), **agg.values()}
-                for key, (bucket, dims, agg) in groups.items() if agg.counts.get("interactions")]
-        if rows:
-            conn.execute(sa.insert(self.rollup), rows)
-        counted = [{"bucket": b, "username": u, "n": n} for (b, u), n in users.items() if n > 0]
-        if counted:
-            conn.execute(sa.insert(self.users), counted)
+    def levelled(self, groups: Groups, users: Users) -> list[tuple[Level, Deltas]]:
+        """The deltas of every level this rollup keeps (quarter hours added up per day for the day level)."""
+        return [(level, split(groups, users, level)) for level in self.levels]
+
+    def store(self, conn: Connection, level: Level, deltas: Deltas) -> None:
+        """Insert freshly computed rollup rows of ``level`` (the range was cleared first)."""
+        rollup, people = self.tables[level]
+        targets: list[tuple[sa.Table, tuple[str, ...], Groups, sa.Table, tuple[str, ...], Users]] = [
+            (rollup, self.names, deltas.groups, people, ("username",), deltas.users)]
+        if level in self.models:
+            targets.append((*self.models[level][:1], ("model",), deltas.models, self.models[level][1],
+                            ("model", "username"), deltas.model_users))
+            for i, users_by in self.by[level].items():
+                targets.append((self.models[level][0], ("model",), {}, users_by, ("value", "username"),
+                                deltas.by.get(i, {})))
+        for table, names, groups, users_table, user_keys, users in targets:
+            rows = [{"key_hash": key, "bucket": bucket, **dict(zip(names, dims, strict=True)), **agg.values()}
+                    for key, (bucket, dims, agg) in groups.items() if agg.counts.get("interactions")]
+            if rows:
+                conn.execute(sa.insert(table), rows)
+            counted = [{"bucket": k[0], **dict(zip(user_keys, k[1:], strict=True)), "n": n}
+                       for k, n in users.items() if n > 0]
+            if counted:
+                conn.execute(sa.insert(users_table), counted)
 
 
 def rebuild(engine: sa.Engine, table: sa.Table, column_map: Mapping[str, str] | None = None, *,
             fields: Sequence[str] = (), since: datetime | None = None) -> int:
-    """Recompute the rollups from ``since`` (whole quarter hours; all when None) exactly; returns rows read.
+    """Recompute every level of the rollups from the UTC day holding ``since`` (all when None) exactly;
+    returns the rows read.
 
     One transaction: the range is deleted and written again, so readers see the old or the new figures
     (MySQL/MariaDB commit the DDL of a full rebuild implicitly: there readers may briefly see none).
     """
     keeper = Rollup(table, column_map, fields)
-    start = bucket_of(since) if since is not None else None
+    start = DAY.floor(since) if since is not None else None   # whole days: every level's buckets are whole
     with engine.begin() as conn:
         if start is None:   # everything: the tables are remade, so a changed rollup_fields takes effect
-            keeper.users.drop(conn, checkfirst=True)
-            keeper.rollup.drop(conn, checkfirst=True)
+            for target in reversed(keeper.all_tables()):
+                target.drop(conn, checkfirst=True)
         keeper.create(conn)
-        for target in (keeper.rollup, keeper.users):
+        for target in keeper.all_tables():
             delete = sa.delete(target)
             conn.execute(delete.where(target.c.bucket >= start) if start is not None else delete)
         return _rebuild_days(conn, keeper, start)
 
 
 def _rebuild_days(conn: Connection, keeper: Rollup, start: datetime | None) -> int:
-    # A day of rows at a time (days start at a quarter hour: no key spans two chunks), so a rebuild of
-    # 10M rows holds one day's rows in memory rather than all of them (bench/read_side.py builds them so).
+    # A day of rows at a time (no key of any level spans two chunks), so a rebuild of 10M rows holds
+    # one day's rows in memory rather than all of them (bench/read_side.py builds them so).
     timestamp = keeper.columns["timestamp"]
     bounds = sa.select(sa.func.min(timestamp), sa.func.max(timestamp)).where(keeper.columns["model"].is_not(None))
     if start is not None:
@@ -244,13 +185,13 @@ def _rebuild_days(conn: Connection, keeper: Rollup, start: datetime | None) -> i
         return 0
     low = low if isinstance(low, datetime) else datetime.fromisoformat(str(low))
     high = high if isinstance(high, datetime) else datetime.fromisoformat(str(high))
-    day = low.replace(hour=0, minute=0, second=0, microsecond=0)
+    day = DAY.floor(low)
     read = 0
     while day <= high:
-        query = keeper.select_rows(day if start is None else max(day, start)).where(timestamp < day + timedelta(days=1))
+        query = keeper.select_rows(day).where(timestamp < day + timedelta(days=1))
         rows = [dict(r) for r in conn.execute(query).mappings()]
-        groups, users = keeper.aggregate(rows)
-        keeper.store(conn, groups, users)
+        for level, deltas in keeper.levelled(*keeper.aggregate(rows)):
+            keeper.store(conn, level, deltas)
         read += len(rows)
         day += timedelta(days=1)
     return read
@@ -258,67 +199,149 @@ def _rebuild_days(conn: Connection, keeper: Rollup, start: datetime | None) -> i
 
 # --- incremental upkeep (the writer's hook) -------------------------------------------------------
 
-_KNOWN = {"key_hash", "bucket", *DIMENSIONS, "interactions", "errors", "aborted", *_SUMS, "priced", "scored",
-          "timed", "ttft_timed", "cost_usd", "score_sum", "score_min", "score_max", "duration_sum", "ttft_sum",
-          "score_hist", "duration_sketch", "ttft_sketch"}
+
+def _dialect_insert(conn: Connection) -> Any:
+    """The dialect's ``insert`` construct with UPSERT clauses, or None where there is none."""
+    name = conn.dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert
+    if name in ("mysql", "mariadb"):
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        return mysql_insert
+    return None
 
 
-def _stored(row: Mapping[str, Any]) -> Aggregate:
-    agg = Aggregate()
-    for name in ("interactions", "errors", "aborted", *_SUMS, "priced", "scored", "timed", "ttft_timed"):
-        agg.counts[name] = int(row[name] or 0)
-    for name in ("cost_usd", "score_sum", "duration_sum", "ttft_sum"):
-        agg.sums[name] = float(row[name] or 0.0)
-    agg.scores = {float(k): int(n) for k, n in json.loads(row["score_hist"] or "[]")}
-    agg.duration, agg.ttft = Sketch.loads(row["duration_sketch"]), Sketch.loads(row["ttft_sketch"])
-    return agg
+def _insert_missing(conn: Connection, target: sa.Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
+    """Insert the ``rows`` whose ``keys`` are not there yet, in one statement (the dialect's UPSERT).
+
+    The insert that does nothing when the row exists also takes the row lock on PostgreSQL/MariaDB,
+    so two writers merging the same key serialise here (rows sorted by key: no lock-order deadlock).
+    """
+    insert = _dialect_insert(conn)
+    if insert is None:   # SQL Server and others: look first (the transaction's isolation guards the race)
+        for values in rows:
+            where = [target.c[k] == values[k] for k in keys]
+            if conn.execute(sa.select(sa.func.count()).select_from(target).where(*where)).scalar_one() == 0:
+                conn.execute(sa.insert(target).values(values))
+        return
+    statement = insert(target)
+    if conn.dialect.name in ("mysql", "mariadb"):
+        statement = statement.on_duplicate_key_update({keys[0]: statement.inserted[keys[0]]})
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=keys)
+    conn.execute(statement, rows)
 
 
-def _combine(base: Aggregate, delta: Aggregate) -> Aggregate:
-    for name, n in delta.counts.items():
-        base.counts[name] = base.counts.get(name, 0) + n
-    for name, v in delta.sums.items():
-        base.sums[name] = base.sums.get(name, 0.0) + v
-    for score, n in delta.scores.items():
-        total = base.scores.get(score, 0) + n
-        if total:
-            base.scores[score] = total
-        else:
-            base.scores.pop(score, None)
-    base.duration.merge(delta.duration)
-    base.ttft.merge(delta.ttft)
-    return base
+_CHUNK = 500  # keys per IN (...) list
 
 
 class Keeper(Rollup):
     """:class:`Rollup` of a table whose rollup tables exist, applying deltas in the writer's transaction."""
 
-    def apply(self, conn: Connection, groups: Mapping[str, tuple[datetime, tuple[Any, ...], Aggregate]],
-              users: Mapping[tuple[datetime, str], int]) -> None:
-        """Add the deltas to the stored rows (rows are created, locked, merged, written; empty ones deleted)."""
-        names = (*DIMENSIONS, *self.fields)
-        r = self.rollup
-        for key, (bucket, dims, delta) in sorted(groups.items()):
-            # The insert that does nothing when the row exists is the dialect's UPSERT; it also takes
-            # the row lock on PostgreSQL/MariaDB, so two writers merging the same key serialise here.
-            _insert_missing(conn, r, {"key_hash": key, "bucket": bucket, **dict(zip(names, dims, strict=True))},
-                            ["key_hash"])
-            query = sa.select(r).where(r.c.key_hash == key)
+    def apply(self, conn: Connection, level: Level, deltas: Deltas) -> None:
+        """Add the deltas to ``level``'s stored rows: a handful of statements per table, whatever the keys.
+
+        Missing rows are created (one multi-row UPSERT), every touched row is read locked (one SELECT
+        per 500 keys), merged in Python and written back (one executemany UPDATE); emptied rows deleted.
+        """
+        rollup, people = self.tables[level]
+        self._apply_rows(conn, rollup, self.names, deltas.groups)
+        self._apply_users(conn, people, ("bucket", "username"), deltas.users)
+        if level in self.models:
+            rows, users = self.models[level]
+            self._apply_rows(conn, rows, ("model",), deltas.models)
+            self._apply_users(conn, users, ("bucket", "model", "username"), deltas.model_users)
+            for i, users_by in self.by[level].items():
+                self._apply_users(conn, users_by, ("bucket", "value", "username"), deltas.by.get(i, {}))
+
+    @staticmethod
+    def _apply_rows(conn: Connection, r: sa.Table, names: Sequence[str], groups: Groups) -> None:
+        if not groups:
+            return
+        keys = sorted(groups)
+        dialect = conn.dialect.name
+        fresh = dialect in ("sqlite", "postgresql")
+        if not fresh:   # insert the missing rows empty first: the UPSERT takes the lock of a row a peer inserts
+            _insert_missing(conn, r, [{"key_hash": k, "bucket": groups[k][0],
+                                       **dict(zip(names, groups[k][1], strict=True))} for k in keys], ["key_hash"])
+        found = Keeper._locked(conn, r, keys)
+        if fresh and len(found) < len(keys):
+            # SQLite and PostgreSQL: the rows not there yet are inserted with their figures at once (one
+            # statement less per table and batch, the steady state reads and updates only: bench/writer_cpu.py).
+            # PostgreSQL: a row a concurrent writer inserted meanwhile is skipped (ON CONFLICT DO NOTHING,
+            # not RETURNED) and merged below like any stored row. SQLite holds the database's write lock.
+            new = [k for k in keys if k not in found and groups[k][2].counts.get("interactions", 0) > 0]
+            rows = [{"key_hash": k, "bucket": groups[k][0], **dict(zip(names, groups[k][1], strict=True)),
+                     **groups[k][2].values()} for k in new]
+            inserted = set(new)
+            if rows and dialect == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+                statement = pg_insert(r).on_conflict_do_nothing(index_elements=["key_hash"]).returning(r.c.key_hash)
+                inserted = set(conn.scalars(statement, rows))
+                found.update(Keeper._locked(conn, r, [k for k in new if k not in inserted]))
+            elif rows:
+                conn.execute(sa.insert(r), rows)
+            keys = [k for k in keys if k not in inserted and k in found]
+        changed, emptied = [], []
+        for key in keys:
+            merged = combine(found[key], groups[key][2])
+            if merged.counts.get("interactions", 0) <= 0:
+                emptied.append(key)
+            else:
+                changed.append({"k_key": key, **{f"v_{c}": v for c, v in merged.values().items()}})
+        if changed:
+            update = sa.update(r).where(r.c.key_hash == sa.bindparam("k_key"))
+            conn.execute(update.values({c: sa.bindparam(f"v_{c}") for c in METRICS}), changed)
+        for start in range(0, len(emptied), _CHUNK):
+            conn.execute(sa.delete(r).where(r.c.key_hash.in_(emptied[start:start + _CHUNK])))
+
+    @staticmethod
+    def _locked(conn: Connection, r: sa.Table, keys: Sequence[str]) -> dict[str, Aggregate]:
+        """The stored rows of ``keys`` (locked for update where the dialect locks rows)."""
+        found: dict[str, Aggregate] = {}
+        for start in range(0, len(keys), _CHUNK):
+            query = sa.select(r).where(r.c.key_hash.in_(keys[start:start + _CHUNK]))
             if conn.dialect.name != "sqlite":
                 query = query.with_for_update()
-            merged = _combine(_stored(dict(conn.execute(query).mappings().one())), delta)
-            if merged.counts.get("interactions", 0) <= 0:
-                conn.execute(sa.delete(r).where(r.c.key_hash == key))
+            for row in conn.execute(query).mappings():
+                found[row["key_hash"]] = stored(dict(row))
+        return found
+
+    @staticmethod
+    def _apply_users(conn: Connection, u: sa.Table, keys: Sequence[str], users: Users) -> None:
+        deltas: list[dict[str, Any]] = [{**dict(zip(keys, k, strict=True)), "n": n}
+                                        for k, n in sorted(users.items()) if n]
+        if not deltas:
+            return
+        insert = _dialect_insert(conn)
+        if insert is None:
+            _insert_missing(conn, u, [{**x, "n": 0} for x in deltas], list(keys))
+            for x in deltas:
+                conn.execute(sa.update(u).where(*[u.c[k] == x[k] for k in keys]).values(n=u.c.n + x["n"]))
+        else:
+            statement = insert(u)
+            if conn.dialect.name in ("mysql", "mariadb"):
+                statement = statement.on_duplicate_key_update(n=u.c.n + statement.inserted.n)
             else:
-                conn.execute(sa.update(r).where(r.c.key_hash == key).values(merged.values()))
-        u = self.users
-        for (bucket, user), n in sorted(users.items()):
-            if n == 0:
-                continue
-            _insert_missing(conn, u, {"bucket": bucket, "username": user, "n": 0}, ["bucket", "username"])
-            where = (u.c.bucket == bucket, u.c.username == user)
-            conn.execute(sa.update(u).where(*where).values(n=u.c.n + n))
-            conn.execute(sa.delete(u).where(*where, u.c.n <= 0))
+                statement = statement.on_conflict_do_update(index_elements=list(keys),
+                                                            set_={"n": u.c.n + statement.excluded.n})
+            conn.execute(statement, deltas)
+        gone = sorted({k[0] for k, n in users.items() if n < 0})
+        for start in range(0, len(gone), _CHUNK):
+            conn.execute(sa.delete(u).where(u.c.n <= 0, u.c.bucket.in_(gone[start:start + _CHUNK])))
+
+    def apply_all(self, conn: Connection, groups: Groups, users: Users) -> None:
+        """Apply quarter-hour deltas to every level this keeper keeps."""
+        for level, deltas in self.levelled(groups, users):
+            self.apply(conn, level, deltas)
 
     def canonical(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """A row keyed by the table's column names -> keyed by our field names."""
@@ -329,48 +352,59 @@ class Keeper(Rollup):
         return any(c.name == column for c in self.columns.values())
 
 
-def _insert_missing(conn: Connection, target: sa.Table, values: dict[str, Any], keys: list[str]) -> None:
-    name = conn.dialect.name
-    if name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+def _probe(conn: Connection, name: str, schema: str | None) -> list[str] | None:
+    """The column names of table ``name``, or None when it does not exist (a query, not the catalogue)."""
+    probe = sa.select(sa.text("*")).select_from(sa.table(name, schema=schema))
+    try:
+        # The writer reflects its table once, and the column names come back with the (empty) result.
+        # The savepoint keeps PostgreSQL's transaction usable on failure.
+        with conn.begin_nested():
+            return list(conn.execute(probe.where(sa.false())).keys())
+    except sa.exc.DBAPIError:
+        return None
 
-        conn.execute(pg_insert(target).values(values).on_conflict_do_nothing(index_elements=keys))
-    elif name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        conn.execute(sqlite_insert(target).values(values).on_conflict_do_nothing(index_elements=keys))
-    elif name in ("mysql", "mariadb"):
-        from sqlalchemy.dialects.mysql import insert as mysql_insert
+def probe_levels(conn: Connection, table: sa.Table) -> tuple[tuple[str, ...], tuple[Level, ...], bool] | None:
+    """The app fields, the levels and whether the per-model tables are kept, of ``table``'s rollups
+    (None without ``<table>_rollup``).
 
-        statement = mysql_insert(target).values(values)
-        conn.execute(statement.on_duplicate_key_update({keys[0]: statement.inserted[keys[0]]}))
-    else:   # SQL Server and others: look first (the transaction's isolation guards the race)
-        where = [target.c[k] == values[k] for k in keys]
-        if conn.execute(sa.select(sa.func.count()).select_from(target).where(*where)).scalar_one() == 0:
-            conn.execute(sa.insert(target).values(values))
+    A coarser level counts only when its tables are there and keyed by the same fields (a table
+    upgraded after a rebuild with other ``rollup_fields`` keeps its quarter hours until the next
+    rebuild); the per-model tables (and the users per tenant / status / field) only when every level has them.
+    """
+    names = _probe(conn, f"{table.name}_rollup", table.schema)
+    if names is None:
+        return None
+    fields = tuple(n for n in names if n not in KNOWN)
+    levels = [QUARTER]
+    for level in LEVELS:
+        if level is QUARTER:
+            continue
+        coarse = _probe(conn, f"{table.name}_rollup{level.suffix}", table.schema)
+        people = _probe(conn, f"{table.name}_rollup{level.suffix}_users", table.schema)
+        if coarse is not None and people is not None and tuple(n for n in coarse if n not in KNOWN) == fields:
+            levels.append(level)
+    grains = [t.name for level in levels for t in model_tables(table.name, table.schema, level)]
+    grains += [dimension_users(table.name, table.schema, level, dim).name for level in levels
+               for dim in (*DIMENSIONS[1:], *fields)]
+    by_model = all(_probe(conn, name, table.schema) is not None for name in grains)
+    return fields, tuple(levels), by_model
 
 
 def keeper_for(conn: Connection, table: sa.Table) -> Keeper | None:
     """The keeper of ``table``'s rollups when ``<table>_rollup`` exists (its app fields read from it), else None."""
-    probe = sa.select(sa.text("*")).select_from(sa.table(f"{table.name}_rollup", schema=table.schema))
-    try:
-        # A query, not the catalogue: the writer reflects its table once, and its column names come
-        # back with the (empty) result. The savepoint keeps PostgreSQL's transaction usable on failure.
-        with conn.begin_nested():
-            names = list(conn.execute(probe.where(sa.false())).keys())
-    except sa.exc.DBAPIError:
+    found = probe_levels(conn, table)
+    if found is None:
         return None
-    fields = [n for n in names if n not in _KNOWN]
     try:
-        return Keeper(table, None, fields)
+        return Keeper(table, None, *found)
     except ValueError:
         return None
 
 
 def after_insert(conn: Connection, keeper: Keeper, rows: Sequence[Mapping[str, Any]]) -> None:
     """Roll up ``rows`` (the ones that landed, keyed by column names) in the insert's transaction."""
-    groups, users = keeper.aggregate([keeper.canonical(r) for r in rows])
-    keeper.apply(conn, groups, users)
+    keeper.apply_all(conn, *keeper.aggregate([keeper.canonical(r) for r in rows]))
 
 
 def around_update(conn: Connection, keeper: Keeper, where: sa.ColumnElement[bool], update: Any) -> Any:
@@ -383,12 +417,12 @@ def around_update(conn: Connection, keeper: Keeper, where: sa.ColumnElement[bool
     new_groups, new_users = keeper.aggregate(after)
     for key, (bucket, dims, agg) in old_groups.items():
         if key in new_groups:
-            _combine(new_groups[key][2], agg)
+            combine(new_groups[key][2], agg)
         else:
             new_groups[key] = (bucket, dims, agg)
     for user_key, n in old_users.items():
         new_users[user_key] = new_users.get(user_key, 0) + n
-    keeper.apply(conn, new_groups, new_users)
+    keeper.apply_all(conn, new_groups, new_users)   # every level: the day rows get the same delta
     return result
 
 

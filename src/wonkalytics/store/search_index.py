@@ -1,4 +1,4 @@
-"""Migration ``m008_search_index``: the text search's index per dialect (what and why: store/search.py).
+"""Migration ``m009_search_index``: the text search's index per dialect (what and why: store/search.py).
 
 The probe looks at what reflection cannot show (the pg_trgm extension and the privilege to create
 it, SQLite's FTS5 trigram tokenizer, the existing index); the plan then returns only the statements
@@ -57,7 +57,7 @@ def _sqlite_has_trigram(conn: Connection) -> bool:
 
 
 def plan_search_index(table: sa.Table, dialect: Dialect) -> tuple[list[str], str, bool]:
-    """(statements, note, attention) of ``m008_search_index`` for ``table`` (see the module docstring)."""
+    """(statements, note, attention) of ``m009_search_index`` for ``table`` (see the module docstring)."""
     columns = text_columns(table, table.info.get("column_map"))
     if not columns:
         return [], "no text column to search (system_msg, messages, response)", False

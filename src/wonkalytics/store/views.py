@@ -102,14 +102,16 @@ def _next_day(day: sa.ColumnElement[Any], dialect: Dialect) -> sa.ColumnElement[
     return day + sa.literal_column("INTERVAL '1 day'")
 
 
-def _daily_from_rollups(table: sa.Table, dialect: Dialect, column_map: Mapping[str, str]) -> sa.Select[Any]:
-    """``<table>_daily`` over ``<table>_rollup``: the additive figures are sums of its quarter hours
-    (96 rows a day per key instead of every interaction). ``users`` is not additive and the rollup of
-    users is not keyed by model and tenant, so it is counted on the table by a correlated subquery:
-    evaluated only for the rows a BI tool asks for, each one a range on the timestamp index."""
-    from wonkalytics.store.rollups import rollup_tables
+def _daily_from_rollups(table: sa.Table, dialect: Dialect, column_map: Mapping[str, str],
+                        day_level: bool = True) -> sa.Select[Any]:
+    """``<table>_daily`` over the rollups: the additive figures are sums of ``<table>_rollup_day``
+    (one row a day per key and status; ``day_level=False``: of the quarter hours of ``<table>_rollup``, a
+    table upgraded before the day level). ``users`` is not additive and the rollup of users is not
+    keyed by model and tenant, so it is counted on the table by a correlated subquery: evaluated only
+    for the rows a BI tool asks for, each one a range on the timestamp index."""
+    from wonkalytics.store.rollup_model import DAY, QUARTER, rollup_tables
 
-    rollup = rollup_tables(table.name, table.schema)[0]
+    rollup = rollup_tables(table.name, table.schema, level=DAY if day_level else QUARTER)[0]
     r = rollup.c
 
     def col(name: str) -> sa.Column[Any] | None:
@@ -156,6 +158,16 @@ def rollups_readable(engine: sa.Engine, table: sa.Table, column_map: Mapping[str
     return {n: c.name for n, c in ours.columns.items()} == {n: c.name for n, c in writers.columns.items()}
 
 
+def _day_level(engine: sa.Engine, table: sa.Table) -> bool:
+    """Whether the writer keeps ``<table>_rollup_day`` (see :func:`wonkalytics.store.rollups.probe_levels`)."""
+    from wonkalytics.store.rollup_model import DAY
+    from wonkalytics.store.rollups import probe_levels
+
+    with engine.connect() as conn:
+        found = probe_levels(conn, table)
+    return found is not None and DAY in found[1]
+
+
 def _calls(table: sa.Table, column_map: Mapping[str, str]) -> sa.Select[Any]:
     private = {resolve_column(name, table.c.keys(), column_map) for name in PRIVATE_TEXTS}
     return sa.select(*[c for c in table.columns if c.name not in private])
@@ -171,13 +183,14 @@ def _create(name: str, query: sa.Select[Any], dialect: Dialect) -> list[str]:
 
 
 def view_statements(table: sa.Table, dialect: Dialect, column_map: Mapping[str, str] | None = None, *,
-                    rollups: bool = False) -> list[str]:
+                    rollups: bool = False, days: bool = True) -> list[str]:
     """The statements that create (or replace) both views of ``table``; only our constants are inlined.
 
-    ``rollups``: ``<table>_daily`` reads ``<table>_rollup`` (see :func:`rollups_readable`)."""
+    ``rollups``: ``<table>_daily`` reads the rollups (see :func:`rollups_readable`): ``<table>_rollup_day``,
+    or with ``days=False`` the quarter hours of ``<table>_rollup``."""
     daily, calls = view_names(table)
     mapping = dict(column_map or {})
-    query = _daily_from_rollups(table, dialect, mapping) if rollups else _daily(table, dialect, mapping)
+    query = _daily_from_rollups(table, dialect, mapping, days) if rollups else _daily(table, dialect, mapping)
     return (_create(_qualified(daily, table.schema, dialect), query, dialect)
             + _create(_qualified(calls, table.schema, dialect), _calls(table, mapping), dialect))
 
@@ -185,7 +198,9 @@ def view_statements(table: sa.Table, dialect: Dialect, column_map: Mapping[str, 
 def create_views(engine: sa.Engine, table: sa.Table, column_map: Mapping[str, str] | None = None) -> tuple[str, str]:
     """Create (or replace) the views of ``table`` in one transaction (the daily one over the rollups
     when :func:`rollups_readable`); returns their names."""
-    statements = view_statements(table, engine.dialect, column_map, rollups=rollups_readable(engine, table, column_map))
+    rollups = rollups_readable(engine, table, column_map)
+    statements = view_statements(table, engine.dialect, column_map, rollups=rollups,
+                                 days=rollups and _day_level(engine, table))
     with engine.begin() as conn:
         for statement in statements:
             conn.exec_driver_sql(statement)
