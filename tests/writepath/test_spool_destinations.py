@@ -35,7 +35,9 @@ def _actions(url: str, table: str) -> list[str]:
         engine.dispose()
 
 
-def test_older_files_are_adopted_and_another_destinations_stay(tmp_path: Path, table_name: str) -> None:
+def test_older_files_are_adopted_and_another_destinations_stay(
+    tmp_path: Path, table_name: str, caplog: pytest.LogCaptureFixture,
+) -> None:
     url = f"sqlite:///{tmp_path / 'app.db'}"
     spool = tmp_path / "spool"
     directory = spool / "table"
@@ -54,6 +56,7 @@ def test_older_files_are_adopted_and_another_destinations_stay(tmp_path: Path, t
         assert _actions(url, table_name) == ["keyless-pid", "keyless-seg"]
         health = wonkalytics.health()["table"]
         assert health.other_destinations == 2 and health.queued == 0
+        assert "belong to another destination" in caplog.text and "spool replay" in caplog.text
         left = sorted(p.name for p in directory.glob("*.jsonl"))
         assert len(left) == 1 and key_of(left[0]) == other.key  # untouched, still for its destination
         wonkalytics.log(action="mine")

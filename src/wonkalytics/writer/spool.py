@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import re
 import secrets
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from wonkalytics.destinations import Destination, key_of, write_description
+from wonkalytics.internal_errors import log_limited
 
 __all__ = ["REJECTED_PREFIX", "Spool", "ensure_private_dir", "is_segment", "lock_segment", "open_private",
            "owner_id", "segment_order"]
@@ -303,13 +305,17 @@ class Spool:
         with self._lock:
             known = set(self._locks)
         candidates: list[Path] = []
+        foreign: list[Path] = []
         for directory in (self.directory, legacy):
             if directory is not None and directory.is_dir():
                 candidates.extend(p for p in directory.glob(f"*{_SUFFIX}") if is_segment(p))
         found: list[tuple[Path, int, int]] = []
         for path in candidates:
-            if path in known or not self.mine(path):
-                continue  # ours already, or another destination's: it stays on disk for that one
+            if path in known:
+                continue
+            if not self.mine(path):
+                foreign.append(path)  # another destination's: it stays on disk for that one
+                continue
             fd = lock_segment(path)
             if fd is None:
                 continue  # a live process's (or another lane's of this one)
@@ -325,6 +331,13 @@ class Spool:
                 self._closed.append((path, rows))
                 adopted += rows
             self._closed.sort(key=lambda item: segment_order(item[0]))
+        if foreign:
+            log_limited(
+                f"other-destinations-{self.directory}", logging.WARNING,
+                "wonkalytics: %d spool segments in %s belong to another destination (an earlier configuration's "
+                "table or database) and are not written here; `wonkalytics spool status` says where they "
+                "belong, `wonkalytics spool replay` writes them there", len(foreign), self.directory,
+            )
         return adopted
 
     @staticmethod
