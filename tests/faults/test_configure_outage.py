@@ -28,8 +28,8 @@ APP = textwrap.dedent("""
     import json, sys
     import wonkalytics
 
-    phase, old_url, old_table, new_url, new_table, spool = sys.argv[1:7]
-    fast = dict(spool_dir=spool, flush_interval=0.01, exit_timeout=1, connect_timeout=1)
+    phase, old_url, old_table, new_url, new_table, spool, durability = sys.argv[1:8]
+    fast = dict(spool_dir=spool, flush_interval=0.01, exit_timeout=1, connect_timeout=1, durability=durability)
     if phase == "outage":
         wonkalytics.configure(database_url=old_url, table=old_table, **fast)
         for n in range(5):
@@ -88,13 +88,14 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", APP, *args], capture_output=True, text=True, timeout=120)
 
 
-def test_ops_logged_before_configure_go_to_the_old_table_only(old: Old, tmp_path: Path) -> None:
+@pytest.mark.parametrize("durability", ["memory", "disk"])
+def test_ops_logged_before_configure_go_to_the_old_table_only(old: Old, durability: str, tmp_path: Path) -> None:
     old_table, new_table = f"wl_old_{uuid.uuid4().hex[:10]}", f"wl_new_{uuid.uuid4().hex[:10]}"
     new_url = f"sqlite:///{tmp_path / 'new.db'}" if old.url.startswith("sqlite") else old.direct
     spool = tmp_path / "spool"
     try:
         old.down()
-        first = _run("outage", old.url, old_table, new_url, new_table, str(spool))
+        first = _run("outage", old.url, old_table, new_url, new_table, str(spool), durability)
         assert first.returncode == 0, first.stderr[-3000:]
         report = json.loads(first.stdout.strip().splitlines()[-1])
         assert report["flushed"] is True
@@ -102,7 +103,7 @@ def test_ops_logged_before_configure_go_to_the_old_table_only(old: Old, tmp_path
         assert report["health"]["other_destinations"] == 5  # they wait on disk for the old table
 
         # A restart configured for the new table: it does not adopt the old destination's ops either.
-        second = _run("restart", old.url, old_table, new_url, new_table, str(spool))
+        second = _run("restart", old.url, old_table, new_url, new_table, str(spool), durability)
         assert second.returncode == 0, second.stderr[-3000:]
         assert json.loads(second.stdout.strip().splitlines()[-1])["health"]["other_destinations"] == 5
         assert _actions(new_url, new_table) == sorted([f"new-{n}" for n in range(3)] + ["restart-0"])
