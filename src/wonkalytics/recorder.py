@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from wonkalytics.destinations import table_destination
 from wonkalytics.interaction import Interaction, Record, new_event_id
 from wonkalytics.internal_errors import log_limited, swallow
 from wonkalytics.ops import Builder, Insert, Op, Outcome, Update
@@ -144,7 +145,9 @@ def assemble(settings: Settings, submit: Callable[[Op], None]) -> tuple[Writer, 
     lanes = [
         Lane(
             sink,
-            spool=Spool(settings.spool_dir / sink.name, fsync=settings.durability == "disk"),
+            # The table's ops are spooled for its table and database: never adopted by another one.
+            spool=Spool(settings.spool_dir / sink.name, fsync=settings.durability == "disk",
+                        destination=table_destination(settings.url(), settings.table) if sink is table else None),
             build=build,
             durability=settings.durability,
             queue_size=settings.queue_size,
@@ -201,7 +204,9 @@ class Recorder:
             self.trace_hook = None
         if old is not None:
             old.shutdown()
-            old.release_spools()  # spilled during an outage: the new writer writes them once it can
+            # Spilled during an outage: a new writer for the same destination writes them once it can;
+            # another destination's stay on disk for it (`wonkalytics spool replay`).
+            old.release_spools()
             old.close_sinks(1.0)
         # Thread start and the spool scan happen here, at start-up, rather than in the first LLM call.
         self.writer.start()

@@ -71,7 +71,9 @@ class Child:
 
 
 def _next_start_writes_each_once(faulty: Faulty, acked: list[str]) -> None:
-    configure_default(faulty.direct_url, faulty.table, faulty.spool, durability="disk")
+    # The same destination as the killed child (its URL: the proxy passes again). A start configured
+    # for another URL is another destination and leaves these ops to `spool replay` (issue 15 item 11).
+    configure_default(faulty.url, faulty.table, faulty.spool, durability="disk")
     assert wonkalytics.flush(120), wonkalytics.health()
     counts = Counter(row["event_id"] for row in faulty.rows("event_id"))
     missing = [event_id for event_id in acked if counts[event_id] == 0]

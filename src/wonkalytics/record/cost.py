@@ -251,6 +251,20 @@ class _PricesFile:
 _prices_file = _PricesFile()
 
 
+def _new_locks_in_child() -> None:
+    """After ``os.fork()``: another thread of the parent may have held a lock (pricing a call on a lane
+    thread, a ``configure()`` handing over the prices file); in the child that thread does not exist and
+    the lock would stay held for good, so the child's first priced call hung. Fresh locks; the cache and
+    the overrides are plain data and stay valid."""
+    global _coefficients_lock
+    _coefficients_lock = threading.Lock()
+    _prices_file._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_new_locks_in_child)
+
+
 def use_prices_file(path: str | os.PathLike[str] | None) -> None:
     """Price calls with this overrides file from now on (``configure(prices_file=...)``); None: list prices only.
 

@@ -38,6 +38,10 @@ class SinkHealth:
     instead, without the disk durability guarantee. ``ok`` is False while it is set."""
     unspooled: int = 0
     """Ops that could not be put on disk and were kept in memory instead."""
+    other_destinations: int = 0
+    """Ops on disk in this sink's spool for another destination (the table or database of an earlier
+    ``configure()``): they are kept for it, never written here; ``wonkalytics spool status`` says
+    where they belong and ``wonkalytics spool replay`` writes them there."""
     last_error: str | None = None
     """The last failure, as text without secrets."""
     last_success_at: datetime | None = None
@@ -120,12 +124,12 @@ class Counters:
             self.spooled += spooled
             self.rejected += rejected
 
-    def snapshot(self, *, queued: int, pending_updates: int) -> SinkHealth:
+    def snapshot(self, *, queued: int, pending_updates: int, other_destinations: int = 0) -> SinkHealth:
         """The counters as a :class:`SinkHealth`."""
         with self.lock:
             return SinkHealth(
                 name=self.name, queued=queued, written=self.written, retried=self.retried,
                 spooled=self.spooled, rejected=self.rejected, pending_updates=pending_updates,
-                spool_error=self.spool_error, unspooled=self.unspooled,
+                spool_error=self.spool_error, unspooled=self.unspooled, other_destinations=other_destinations,
                 last_error=self.last_error, last_success_at=self.last_success_at,
             )

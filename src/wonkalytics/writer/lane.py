@@ -154,7 +154,8 @@ class Lane(Delivery, SegmentDrain):
 
     def health(self) -> SinkHealth:
         """This lane's counters, now."""
-        return self.counters.snapshot(queued=self.queued(), pending_updates=len(self._pending) + self._retrying)
+        return self.counters.snapshot(queued=self.queued(), pending_updates=len(self._pending) + self._retrying,
+                                      other_destinations=self.spool.elsewhere())
 
     def flush(self, deadline: float | None) -> bool:
         """Wait until every op submitted so far is handled; False when ``deadline`` (monotonic) passed."""

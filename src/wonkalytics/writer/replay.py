@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from wonkalytics.destinations import Destination, key_of, read_destinations
 from wonkalytics.ops import Builder, Op, decode_op, encode_op
 from wonkalytics.sinks.base import Sink
 from wonkalytics.writer.spool import (
@@ -37,10 +38,31 @@ from wonkalytics.writer.spool import (
     segment_order,
 )
 
-__all__ = ["ReplayResult", "SpoolStatus", "replay", "replay_lock", "spool_status"]
+__all__ = ["DestinationBacklog", "ReplayResult", "SinkFor", "SpoolStatus", "replay", "replay_lock", "spool_status"]
+
+SinkFor = Callable[[str, Destination], Sink]
+"""The sink that writes to another destination of sink ``name`` (raises ``LookupError`` when it cannot)."""
 
 _BATCH = 200
 _WORK = ".replaying-"
+
+
+@dataclass(frozen=True)
+class DestinationBacklog:
+    """The part of a sink's backlog that belongs to one destination (``key`` None: files of older
+    releases, which carry no destination and go to the configured one)."""
+
+    key: str | None
+    destination: str | None
+    """Where the ops belong, for people (no password); None when not described."""
+    pending: int
+    live: int
+    rejected: int
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready."""
+        return {"key": self.key, "destination": self.destination, "pending": self.pending, "live": self.live,
+                "rejected": self.rejected}
 
 
 @dataclass(frozen=True)
@@ -53,11 +75,13 @@ class SpoolStatus:
     """Ops in segments (``live`` of them belong to processes still running and draining them)."""
     live: int
     rejected: int
+    destinations: tuple[DestinationBacklog, ...] = ()
+    """The same counts per destination the ops were submitted for."""
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready."""
         return {"sink": self.sink, "directory": str(self.directory), "pending": self.pending, "live": self.live,
-                "rejected": self.rejected}
+                "rejected": self.rejected, "destinations": [d.to_dict() for d in self.destinations]}
 
 
 @dataclass(frozen=True)
@@ -70,6 +94,8 @@ class ReplayResult:
     left: int
     """Ops not tried because the sink was down (they stay on disk)."""
     error: str | None = None
+    destination: str | None = None
+    """Where these ops went (another destination than the configured one), for people."""
 
 
 def _lines(path: Path) -> list[bytes]:
@@ -111,8 +137,14 @@ def _recover(directory: Path) -> None:
         if raw and is_segment(original) and not original.exists():
             target = original
         else:
-            target = directory / f"{REJECTED_PREFIX}recovered-{time.time_ns()}-{owner_id()}.jsonl"
+            target = directory / f"{REJECTED_PREFIX}recovered-{time.time_ns()}-{owner_id()}{_tag(original)}.jsonl"
         os.rename(work, target)
+
+
+def _tag(original: Path) -> str:
+    """The ``@<key>`` of a file's destination, for the files made from it (ops keep their destination)."""
+    key = key_of(original.name)
+    return "" if key is None else f"@{key}"
 
 
 def _is_entry(line: bytes) -> bool:
@@ -147,21 +179,27 @@ def spool_status(spool_dir: Path) -> list[SpoolStatus]:
             with replay_lock(directory, wait=False) as free:
                 if free:
                     _recover(directory)
-        pending = live = rejected = 0
+        counts: dict[str | None, list[int]] = {}  # destination key -> [pending, live, rejected]
         segments = [p for p in directory.glob("*.jsonl") if is_segment(p)] if directory.is_dir() else []
         if directory.name == "table":
             segments += legacy
         for path in segments:
             count = len(_lines(path))
-            pending += count
+            entry = counts.setdefault(key_of(path.name), [0, 0, 0])
+            entry[0] += count
             if _owned_elsewhere(path):
-                live += count
+                entry[1] += count
         if directory.is_dir():
             for path in [*directory.glob(f"{REJECTED_PREFIX}*.jsonl"), *directory.glob(f"*{_WORK}*")]:
                 if path.name.endswith(".tmp"):
                     continue
-                rejected += len(_lines(path))
-        result.append(SpoolStatus(directory.name, directory, pending, live, rejected))
+                counts.setdefault(key_of(path.name), [0, 0, 0])[2] += len(_lines(path))
+        described = read_destinations(directory)
+        backlog = tuple(
+            DestinationBacklog(key, described[key].describe() if key in described else None, *numbers)
+            for key, numbers in sorted(counts.items(), key=lambda item: item[0] or ""))
+        result.append(SpoolStatus(directory.name, directory, sum(b.pending for b in backlog),
+                                  sum(b.live for b in backlog), sum(b.rejected for b in backlog), backlog))
     return result
 
 
@@ -185,31 +223,60 @@ def _write(sink: Sink, ops: Sequence[Op], build: Builder) -> tuple[list[tuple[Op
 
 def replay(
     spool_dir: Path, sinks: Mapping[str, Sink], build: Builder, *, on_progress: Callable[[str], None] | None = None,
-    stop: Callable[[], bool] | None = None,
+    stop: Callable[[], bool] | None = None, current: Mapping[str, str | None] | None = None,
+    sink_for: SinkFor | None = None,
 ) -> list[ReplayResult]:
     """Write now the spooled ops no live process owns and every rejected op, for each configured sink.
 
-    ``stop`` is asked between batches (the CLI's Ctrl-C): when it says True the replay ends cleanly,
-    what is left stays on disk.
+    Each op goes to the destination it was submitted for: files of the sink's ``current`` destination
+    key (and key-less files of older releases) to ``sinks[name]``, files of another destination to
+    ``sink_for(name, destination)`` (one result each; without ``sink_for``, or when it raises
+    ``LookupError``, they stay on disk and the result says why). ``stop`` is asked between batches
+    (the CLI's Ctrl-C): when it says True the replay ends cleanly, what is left stays on disk.
     """
     results = []
     for name, sink in sinks.items():
         directory = spool_dir / name
         with replay_lock(directory):
             _recover(directory)
-            results.append(_replay_sink(spool_dir, name, sink, build, on_progress, stop))
+            candidates = [p for p in directory.glob("*.jsonl") if is_segment(p)]
+            if name == "table" and spool_dir.is_dir():
+                candidates += [p for p in spool_dir.glob("*.jsonl") if is_segment(p)]  # release 0.1's bare rows
+            files = sorted(candidates, key=segment_order) + sorted(directory.glob(f"{REJECTED_PREFIX}*.jsonl"))
+            now = (current or {}).get(name)
+            groups: dict[str | None, list[Path]] = {None: []}  # the configured destination: always reported
+            for path in files:
+                key = key_of(path.name)
+                groups.setdefault(None if key == now else key, []).append(path)
+            described = read_destinations(directory)
+            for key, paths in groups.items():
+                if key is None:
+                    results.append(_replay_sink(directory, name, sink, paths, build, on_progress, stop))
+                    continue
+                destination = described.get(key)
+                try:
+                    if destination is None:
+                        raise LookupError(f"no description of destination {key} (destination-{key}.json)")
+                    if sink_for is None:
+                        raise LookupError(f"not the configured destination: {destination.describe()}")
+                    other = sink_for(name, destination)
+                except LookupError as exc:
+                    waiting = sum(len(_lines(p)) for p in paths if p.exists())
+                    results.append(ReplayResult(name, 0, 0, waiting, str(exc), key if destination is None
+                                                else destination.describe()))
+                    continue
+                outcome = _replay_sink(directory, name, other, paths, build, on_progress, stop)
+                results.append(ReplayResult(name, outcome.written, outcome.still_rejected, outcome.left,
+                                            outcome.error, destination.describe()))
+                with contextlib.suppress(Exception):
+                    other.close(1.0)
     return results
 
 
 def _replay_sink(
-    spool_dir: Path, name: str, sink: Sink, build: Builder, on_progress: Callable[[str], None] | None,
-    stop: Callable[[], bool] | None,
+    directory: Path, name: str, sink: Sink, files: list[Path], build: Builder,
+    on_progress: Callable[[str], None] | None, stop: Callable[[], bool] | None,
 ) -> ReplayResult:
-    directory = spool_dir / name
-    candidates = [p for p in directory.glob("*.jsonl") if is_segment(p)]
-    if name == "table" and spool_dir.is_dir():
-        candidates += [p for p in spool_dir.glob("*.jsonl") if is_segment(p)]  # release 0.1's bare rows
-    files = sorted(candidates, key=segment_order) + sorted(directory.glob(f"{REJECTED_PREFIX}*.jsonl"))
     written = still = left = 0
     error: str | None = None
     for path in files:
@@ -280,7 +347,7 @@ def _replay_file(
         if not kept and not refused_lines and is_segment(original) and not original.exists():
             target = original  # only untried ops: pending again, in their place in the order
         else:
-            target = directory / f"{REJECTED_PREFIX}{time.time_ns()}-{owner_id()}.jsonl"
+            target = directory / f"{REJECTED_PREFIX}{time.time_ns()}-{owner_id()}{_tag(original)}.jsonl"
         os.rename(work, target)
     return ReplayResult(sink.name, written, len(refused_lines), len(untried), stopped)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import re
 import secrets
@@ -34,6 +35,9 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from wonkalytics.destinations import Destination, key_of, write_description
+from wonkalytics.internal_errors import log_limited
 
 __all__ = ["REJECTED_PREFIX", "Spool", "ensure_private_dir", "is_segment", "lock_segment", "open_private",
            "owner_id", "segment_order"]
@@ -117,10 +121,14 @@ def open_private(path: Path) -> IO[bytes]:
     return os.fdopen(fd, "ab")
 
 
-def _create_locked(directory: Path, stamp: int) -> tuple[Path, int]:
+def _tag(key: str | None) -> str:
+    return "" if key is None else f"@{key}"
+
+
+def _create_locked(directory: Path, stamp: int, key: str | None) -> tuple[Path, int]:
     """A new segment, locked before it is visible under a segment name (no one can adopt it first)."""
     ensure_private_dir(directory)
-    name = f"{_PREFIX}{stamp}-{owner_id()}{_SUFFIX}"
+    name = f"{_PREFIX}{stamp}-{owner_id()}{_tag(key)}{_SUFFIX}"
     hidden = directory / f".{name}.new"
     fd = os.open(hidden, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
     try:
@@ -134,11 +142,20 @@ def _create_locked(directory: Path, stamp: int) -> tuple[Path, int]:
 
 
 class Spool:
-    """Segments of spooled ops under one directory (created on first use)."""
+    """Segments of spooled ops under one directory (created on first use), for one destination.
 
-    def __init__(self, directory: Path, *, fsync: bool) -> None:
+    With a ``destination`` (the table sink's table and database) every file name carries ``@<key>``
+    and ``destination-<key>.json`` describes it: the spool adopts only its own destination's files
+    (and the key-less ones of older releases); another destination's stay on disk for it.
+    """
+
+    def __init__(self, directory: Path, *, fsync: bool, destination: Destination | None = None) -> None:
         self.directory = directory
         self.fsync = fsync
+        self.destination = destination
+        self.key = None if destination is None else destination.key
+        self._described = False
+        self._elsewhere: dict[Path, tuple[int, int, int]] = {}  # other destinations' files: (size, mtime, ops)
         self._lock = threading.Lock()
         self._active: int | None = None  # the active segment's fd (also the one holding its lock)
         self._active_path: Path | None = None
@@ -162,7 +179,8 @@ class Spool:
         count = data.count(b"\n")
         with self._lock:
             if self._active is None:
-                path, fd = _create_locked(self.directory, time.time_ns())
+                self._describe()
+                path, fd = _create_locked(self.directory, time.time_ns(), self.key)
                 self._locks[path] = fd
                 self._active_path, self._active, self._active_rows = path, fd, 0
             fd = self._active
@@ -190,7 +208,8 @@ class Spool:
                 self._seal_locked()
             stamps = [segment_order(path)[0] for path, _ in self._closed]
             stamp = min(stamps) - 1 if stamps else time.time_ns()
-            path, fd = _create_locked(self.directory, stamp)
+            self._describe()
+            path, fd = _create_locked(self.directory, stamp, self.key)
             try:
                 view = memoryview(b"".join(lines))
                 while view:
@@ -204,6 +223,45 @@ class Spool:
             self._locks[path] = fd
             self._closed.insert(0, (path, len(lines)))
         return len(lines)
+
+    def _describe(self) -> None:
+        """Write this destination's description beside its first file (what replay needs to reach it)."""
+        if self.destination is not None and not self._described:
+            ensure_private_dir(self.directory)
+            write_description(self.directory, self.destination)
+            self._described = True
+
+    def mine(self, path: Path) -> bool:
+        """True for files of this spool's destination, and for key-less files (older releases: adopted
+        by whichever destination is configured, as before)."""
+        key = key_of(path.name)
+        return key is None or key == self.key
+
+    def elsewhere(self) -> int:
+        """Ops on disk in this directory for *another* destination (an earlier configuration's table or
+        database): they wait for it (``wonkalytics spool replay``). Line counts are cached per file."""
+        if not self.directory.is_dir():
+            return 0
+        total = 0
+        seen: dict[Path, tuple[int, int, int]] = {}
+        for path in self.directory.glob(f"*{_SUFFIX}"):
+            if self.mine(path):
+                continue
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            cached = self._elsewhere.get(path)
+            if cached is not None and cached[:2] == (stat.st_size, stat.st_mtime_ns):
+                seen[path] = cached
+            else:
+                try:
+                    seen[path] = (stat.st_size, stat.st_mtime_ns, sum(1 for _ in self.read(path)))
+                except OSError:
+                    continue
+            total += seen[path][2]
+        self._elsewhere = seen
+        return total
 
     def pending(self) -> int:
         """Ops this process holds on disk and has not written yet (sealed, active, and the segment a
@@ -247,12 +305,16 @@ class Spool:
         with self._lock:
             known = set(self._locks)
         candidates: list[Path] = []
+        foreign: list[Path] = []
         for directory in (self.directory, legacy):
             if directory is not None and directory.is_dir():
                 candidates.extend(p for p in directory.glob(f"*{_SUFFIX}") if is_segment(p))
         found: list[tuple[Path, int, int]] = []
         for path in candidates:
             if path in known:
+                continue
+            if not self.mine(path):
+                foreign.append(path)  # another destination's: it stays on disk for that one
                 continue
             fd = lock_segment(path)
             if fd is None:
@@ -269,6 +331,13 @@ class Spool:
                 self._closed.append((path, rows))
                 adopted += rows
             self._closed.sort(key=lambda item: segment_order(item[0]))
+        if foreign:
+            log_limited(
+                f"other-destinations-{self.directory}", logging.WARNING,
+                "wonkalytics: %d spool segments in %s belong to another destination (an earlier configuration's "
+                "table or database) and are not written here; `wonkalytics spool status` says where they "
+                "belong, `wonkalytics spool replay` writes them there", len(foreign), self.directory,
+            )
         return adopted
 
     @staticmethod
@@ -291,7 +360,8 @@ class Spool:
     def reject(self, op_line: bytes, error: str) -> Path:
         """Keep one op the sink will never take, with why, in this process's rejected-ops file."""
         ensure_private_dir(self.directory)
-        path = self.directory / f"{REJECTED_PREFIX}{owner_id()}{_SUFFIX}"
+        path = self.directory / f"{REJECTED_PREFIX}{owner_id()}{_tag(self.key)}{_SUFFIX}"
+        self._describe()
         try:
             op: Any = json.loads(op_line)
         except ValueError:
