@@ -83,9 +83,9 @@ def _write_to_azure_sql(
             encrypt=encrypt, connection_timeout=connection_timeout, trust_server_certificate=trust_server_certificate
         )
         sink = _sink_for(settings)
-        op = Insert(source=event_record_row(item))
         build = record_builder(transforms=row_steps(settings))  # secrets out, redaction: as on the lanes
-        for rejection in sink.write([op], build):
+        op = Insert(built=build(event_record_row(item)))
+        for rejection in sink.write([op]):
             raise rejection.error
     except (WonkalyticsError, ValueError, TypeError) as exc:
         logger.error("wonkalytics: the analytics row was not written: %s", exc)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from tests.sinks.conftest import build
 
-from wonkalytics.ops import Builder, Insert, Op, RowNotFoundError, Update
+from wonkalytics.ops import Insert, Op, RowNotFoundError, Update
 from wonkalytics.sinks.base import Rejection
 from wonkalytics.writer.front import Writer
 from wonkalytics.writer.lane import Lane
@@ -27,7 +27,7 @@ class Keeping:
         self.ops: list[Op] = []
         self.closed: list[float] = []
 
-    def write(self, ops: Sequence[Op], build: Builder) -> list[Rejection]:
+    def write(self, ops: Sequence[Op]) -> list[Rejection]:
         self.ops.extend(ops)
         return []
 
@@ -55,7 +55,7 @@ def test_shutdown_closes_every_sink_within_its_deadline(tmp_path: Path) -> None:
 class NoRows(Keeping):
     """A sink where no update finds its row (the insert is in another worker, late)."""
 
-    def write(self, ops: Sequence[Op], build: Builder) -> list[Rejection]:
+    def write(self, ops: Sequence[Op]) -> list[Rejection]:
         self.ops.extend(ops)
         return [Rejection(op, RowNotFoundError("not yet")) for op in ops if isinstance(op, Update)]
 

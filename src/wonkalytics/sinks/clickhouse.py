@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from wonkalytics.errors import NoMatchingColumnsError
-from wonkalytics.ops import Builder, Insert, Op, Update
+from wonkalytics.ops import Insert, Op, Update
 from wonkalytics.settings import Settings
 from wonkalytics.sinks.base import Rejection
 from wonkalytics.store.clickhouse import ClickHouseTarget, column_kinds, quote
@@ -94,7 +94,7 @@ class ClickHouseSink:
 
     # -- the lane's interface ----------------------------------------------------------------------
 
-    def write(self, ops: Sequence[Op], build: Builder) -> list[Rejection]:
+    def write(self, ops: Sequence[Op]) -> list[Rejection]:
         """Insert the batch's rows in one INSERT and its updates in another (rows first)."""
         try:
             client = self._connect()
@@ -106,7 +106,7 @@ class ClickHouseSink:
             for op in ops:
                 if isinstance(op, Insert):
                     try:
-                        rows.append(self._row(op.record(build).row, kinds))
+                        rows.append(self._row(op.record.row, kinds))
                     except (NoMatchingColumnsError, ValueError, TypeError) as exc:
                         rejected.append(Rejection(op, exc))
                 else:
