@@ -54,11 +54,7 @@ def _sink_for(settings: Settings) -> TableSink:
         return default_recorder.sink
     with _side_lock:
         if key not in _side_sinks:
-            store = TableStore(
-                settings.url(), settings.table, create=settings.create_table,
-                connect_timeout=settings.connect_timeout, statement_timeout=settings.statement_timeout,
-            )
-            _side_sinks[key] = TableSink(store, settings.column_map)
+            _side_sinks[key] = TableSink(TableStore.from_settings(settings), settings.column_map)
         return _side_sinks[key]
 
 

@@ -30,11 +30,11 @@ at exit, so the next process does not send it again.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from wonkalytics.ops import Op
 
-__all__ = ["Rejection", "Sink"]
+__all__ = ["ColumnCheck", "Rejection", "Sink"]
 
 
 class Rejection(NamedTuple):
@@ -66,4 +66,18 @@ class Sink(Protocol):
 
     def after_fork(self) -> None:
         """In a forked child: drop what belongs to the parent (pools, sockets, files)."""
+        ...
+
+
+class ColumnCheck(Protocol):
+    """Checks one update before it is queued: ``check(field, value, key_field, timeout) -> value``.
+
+    Raises ``UnknownColumnError`` when ``field`` or ``key_field`` is no column of the destination and
+    ``ValueError`` when the column cannot hold ``value`` exactly; returns the value as it will be
+    stored. :func:`wonkalytics.recorder.assemble` hands the recorder the primary sink's checker, so
+    the recorder checks ``score()`` without knowing which sink that is.
+    """
+
+    def __call__(self, field: str, value: Any, key_field: str, timeout: float) -> Any:
+        """The checked value (raising as described above)."""
         ...

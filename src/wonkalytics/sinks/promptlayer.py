@@ -356,10 +356,7 @@ def from_settings(settings: Settings, submit: Callable[[Op], None]) -> PromptLay
     key = secret.get_secret_value() if secret is not None else ""
     if not key:
         return None
-    store = TableStore(
-        settings.url(), settings.table, create=False,
-        connect_timeout=settings.connect_timeout, statement_timeout=settings.statement_timeout,
-    )
+    store = TableStore.from_settings(settings, create=False)
     score_column = settings.column_map.get("score", "score")
     return PromptLayerSink(
         key,

@@ -172,9 +172,9 @@ class TableSink:
             if column is None or column not in _DEFAULT_KINDS:
                 return value
             return exact_value(value, _DEFAULT_KINDS[column], column=column)
-        for name in (key_field, field):
-            if resolve_column(name, columns, self.column_map) is None:
-                raise UnknownColumnError(name, self.store.name, columns)
+        if resolve_column(key_field, columns, self.column_map) is None:
+            raise UnknownColumnError(key_field, self.store.name, columns)
         column = resolve_column(field, columns, self.column_map)
-        assert column is not None
+        if column is None:
+            raise UnknownColumnError(field, self.store.name, columns)
         return exact_value(value, columns[column], column=column)
