@@ -201,7 +201,6 @@ class Recorder:
         if old is not None:
             old.shutdown()
             old.release_spools()  # spilled during an outage: the new writer writes them once it can
-            old.close_sinks(1.0)
         # Thread start and the spool scan happen here, at start-up, rather than in the first LLM call.
         self.writer.start()
         return self
