@@ -17,7 +17,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -34,6 +33,7 @@ from wonkalytics.settings import Settings, load_settings
 from wonkalytics.sinks.base import ColumnCheck, Sink
 from wonkalytics.sinks.table import TableSink
 from wonkalytics.store.sql import TableStore
+from wonkalytics.utc import utcnow
 from wonkalytics.writer.front import Writer
 from wonkalytics.writer.health import Health
 from wonkalytics.writer.lane import Lane
@@ -48,13 +48,9 @@ _CHECK_TIMEOUT = 3.0  # longest a caller waits to learn the table's columns when
 _BUILT_IN_SINKS = frozenset({"base", "table"})
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 def event_record_row(fields: Mapping[str, Any]) -> dict[str, Any]:
     """An event row with its timestamp and idempotency key (the record steps of an event)."""
-    row = event_row(fields, now=_utcnow())
+    row = event_row(fields, now=utcnow())
     row.setdefault("event_id", new_event_id())
     return row
 

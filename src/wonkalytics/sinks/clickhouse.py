@@ -28,7 +28,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from wonkalytics.errors import NoMatchingColumnsError
@@ -37,6 +36,7 @@ from wonkalytics.settings import Settings
 from wonkalytics.sinks.base import Rejection
 from wonkalytics.store.clickhouse import ClickHouseTarget, column_kinds, quote
 from wonkalytics.store.fit import ColumnKind, fit_to_table, resolve_column
+from wonkalytics.utc import utcnow
 
 if TYPE_CHECKING:
     from clickhouse_driver import Client
@@ -65,10 +65,6 @@ _TRANSIENT_CODES = frozenset({
     252,  # TOO_MANY_PARTS: inserts too fast for the merges; backing off is the cure
     394,  # QUERY_WAS_CANCELLED
 })
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class ClickHouseSink:
@@ -127,7 +123,7 @@ class ClickHouseSink:
     def _row(self, row: Mapping[str, Any], kinds: dict[str, ColumnKind]) -> tuple[Any, ...]:
         fitted = fit_to_table(row, kinds, table=self.target.table, column_map=self.column_map)
         if fitted.get("timestamp") is None and "timestamp" in kinds:
-            fitted["timestamp"] = _utcnow()
+            fitted["timestamp"] = utcnow()
         if not fitted.get("event_id") and "event_id" in kinds:
             raise ValueError("a row without event_id cannot be written to ClickHouse (it is the sorting key)")
         return tuple(fitted.get(c) for c in self._order)
