@@ -54,11 +54,7 @@ def _sink_for(settings: Settings) -> TableSink:
         return default_recorder.sink
     with _side_lock:
         if key not in _side_sinks:
-            store = TableStore(
-                settings.url(), settings.table, create=settings.create_table,
-                connect_timeout=settings.connect_timeout, statement_timeout=settings.statement_timeout,
-            )
-            _side_sinks[key] = TableSink(store, settings.column_map)
+            _side_sinks[key] = TableSink(TableStore.from_settings(settings), settings.column_map)
         return _side_sinks[key]
 
 
@@ -83,9 +79,9 @@ def _write_to_azure_sql(
             encrypt=encrypt, connection_timeout=connection_timeout, trust_server_certificate=trust_server_certificate
         )
         sink = _sink_for(settings)
-        op = Insert(source=event_record_row(item))
         build = record_builder(transforms=row_steps(settings))  # secrets out, redaction: as on the lanes
-        for rejection in sink.write([op], build):
+        op = Insert(built=build(event_record_row(item)))
+        for rejection in sink.write([op]):
             raise rejection.error
     except (WonkalyticsError, ValueError, TypeError) as exc:
         logger.error("wonkalytics: the analytics row was not written: %s", exc)

@@ -20,7 +20,6 @@ A line without ``"v"`` is a row spooled by release 0.1 (a plain row dict): it is
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -78,37 +77,41 @@ class Outcome:
         return self.result if self._event.wait(timeout) else None
 
 
-_build_lock = threading.Lock()
-
-
-def _new_build_lock() -> None:
-    """In a forked child: a lane thread of the parent may have held the lock (a slow ``redact``) at fork
-    time, and that thread does not exist here to release it."""
-    global _build_lock
-    _build_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_build_lock)
-
-
 @dataclass(eq=False, slots=True)
 class Insert:
-    """Insert one row. ``source`` is an ``Interaction`` or an event row until the record is built."""
+    """Insert one row. ``source`` is an ``Interaction`` or an event row until the record is built.
+
+    Each lane builds the record of an insert before it hands the insert to its sink
+    (:meth:`build`); every lane reads the same insert, so the first one to reach it builds it and the
+    others take that record. Sinks read :attr:`record`, never the source.
+    """
 
     source: object = None
     built: Record | None = None
     kind: Literal["insert"] = "insert"
+    # One lock per insert, not one per process: lanes that build different inserts never wait for
+    # each other (a slow ``redact`` in one lane holds back only the lanes reading that very insert),
+    # and a forked child inherits no lock held by a parent's lane, as the child's lanes start with
+    # empty queues (the parent's inserts are unreachable there).
+    _lock: threading.Lock = dataclass_field(default_factory=threading.Lock, repr=False)
 
-    def record(self, build: Builder) -> Record:
-        """The record, built on first use and then shared by every lane (built once, before fan-out)."""
+    def build(self, builder: Builder) -> Record:
+        """The record: built by the first lane that asks, then shared by every lane (built once)."""
         built = self.built
         if built is None:
-            with _build_lock:
+            with self._lock:
                 built = self.built
                 if built is None:
-                    built = self.built = build(self.source)
+                    built = self.built = builder(self.source)
                     self.source = None  # the record is all that is needed from now on
+        return built
+
+    @property
+    def record(self) -> Record:
+        """The finished record (the lane built it before handing the insert to a sink)."""
+        built = self.built
+        if built is None:
+            raise RuntimeError("Insert.record was read before the lane built the record")
         return built
 
 
@@ -167,10 +170,11 @@ def _default(value: Any) -> Any:
         return f"<unprintable {type(value).__name__}>"
 
 
-def encode_op(op: Op, build: Builder) -> bytes:
-    """One op as one versioned JSON line (inserts are built into their record first)."""
+def encode_op(op: Op, build: Builder | None = None) -> bytes:
+    """One op as one versioned JSON line (an insert not built yet is built with ``build`` first)."""
     if isinstance(op, Insert):
-        data: dict[str, Any] = {"v": SPOOL_VERSION, "op": "insert", "record": op.record(build).to_json()}
+        record = op.record if build is None else op.build(build)
+        data: dict[str, Any] = {"v": SPOOL_VERSION, "op": "insert", "record": record.to_json()}
     else:
         data = {
             "v": SPOOL_VERSION, "op": "update", "id": op.id, "key_field": op.key_field, "key": op.key,

@@ -17,7 +17,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -32,9 +31,10 @@ from wonkalytics.record.redact import redactor
 from wonkalytics.record.secrets import drop_secrets
 from wonkalytics.record.structured import call_view
 from wonkalytics.settings import Settings, load_settings
-from wonkalytics.sinks.base import Sink
+from wonkalytics.sinks.base import ColumnCheck, Sink
 from wonkalytics.sinks.table import TableSink
 from wonkalytics.store.sql import TableStore
+from wonkalytics.utc import utcnow
 from wonkalytics.writer.front import Writer
 from wonkalytics.writer.health import Health
 from wonkalytics.writer.lane import Lane
@@ -49,13 +49,9 @@ _CHECK_TIMEOUT = 3.0  # longest a caller waits to learn the table's columns when
 _BUILT_IN_SINKS = frozenset({"base", "table"})
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 def event_record_row(fields: Mapping[str, Any]) -> dict[str, Any]:
     """An event row with its timestamp and idempotency key (the record steps of an event)."""
-    row = event_row(fields, now=_utcnow())
+    row = event_row(fields, now=utcnow())
     row.setdefault("event_id", new_event_id())
     return row
 
@@ -123,13 +119,12 @@ def _guarded(build: Builder) -> Builder:
     return guarded
 
 
-def assemble(settings: Settings, submit: Callable[[Op], None]) -> tuple[Writer, TableSink, list[Sink]]:
-    """Sinks and lanes from the settings: the table, then every enabled sink of ``wonkalytics.sinks``."""
-    store = TableStore(
-        settings.url(), settings.table, create=settings.create_table,
-        connect_timeout=settings.connect_timeout, statement_timeout=settings.statement_timeout,
-    )
-    table = TableSink(store, settings.column_map)
+def assemble(settings: Settings, submit: Callable[[Op], None]) -> tuple[Writer, ColumnCheck, list[Sink]]:
+    """Sinks and lanes from the settings: the table, then every enabled sink of ``wonkalytics.sinks``.
+
+    Returns the writer, the one checker of update columns and values (the primary sink's), and the sinks.
+    """
+    table = TableSink(TableStore.from_settings(settings), settings.column_map)
     sinks: list[Sink] = [table]
     for factory in _sink_factories():
         sink = factory(settings, submit)
@@ -159,7 +154,7 @@ def assemble(settings: Settings, submit: Callable[[Op], None]) -> tuple[Writer, 
         )
         for sink in sinks
     ]
-    return Writer(lanes, exit_timeout=settings.exit_timeout, enabled=settings.enabled), table, sinks
+    return Writer(lanes, exit_timeout=settings.exit_timeout, enabled=settings.enabled), table.check_update, sinks
 
 
 class Recorder:
@@ -170,7 +165,7 @@ class Recorder:
         self._settings = settings
         self._options: dict[str, Any] = {}
         self._writer: Writer | None = None
-        self._table: TableSink | None = None
+        self._check: ColumnCheck | None = None
         self._sinks: list[Sink] = []
         self.trace_hook: Callable[[], Mapping[str, Any] | None] | None = None
         """Captures the caller's current span when a call starts; set only when the OpenTelemetry sink is on."""
@@ -200,14 +195,13 @@ class Recorder:
         with self._lock:
             old = self._writer
             self._settings, self._options = settings, dict(options)
-            self._writer, self._table, self._sinks = None, None, []
+            self._writer, self._check, self._sinks = None, None, []
             self.trace_hook = None
         if old is not None:
             old.shutdown()
             # Spilled during an outage: a new writer for the same destination writes them once it can;
-            # another destination's stay on disk for it (`wonkalytics spool replay`).
+            # another destination's stay on disk for it (`wonkalytics spool replay`). shutdown() closed the sinks.
             old.release_spools()
-            old.close_sinks(1.0)
         # Thread start and the spool scan happen here, at start-up, rather than in the first LLM call.
         self.writer.start()
         return self
@@ -228,7 +222,7 @@ class Recorder:
             return writer
         with self._lock:
             if self._writer is None:
-                self._writer, self._table, self._sinks = assemble(self.settings, self.submit)
+                self._writer, self._check, self._sinks = assemble(self.settings, self.submit)
                 for sink in self._sinks:
                     hook = getattr(sink, "trace_hook", None)
                     if callable(hook):
@@ -236,11 +230,19 @@ class Recorder:
             return self._writer
 
     @property
-    def sink(self) -> TableSink:
-        """The SQL table sink (the table is reflected on its first write, not here)."""
+    def check(self) -> ColumnCheck:
+        """The checker of update columns and values (the primary sink's, from :func:`assemble`)."""
         self.writer  # noqa: B018 - assembles the sinks
-        assert self._table is not None
-        return self._table
+        assert self._check is not None
+        return self._check
+
+    @property
+    def sink(self) -> TableSink:
+        """The SQL table sink, for the seed's synchronous paths (``analytics``, ``demo``); the recorder's
+        own writes and updates go through ops and :attr:`check` only."""
+        sink = next(lane.sink for lane in self.writer.lanes if lane.sink.primary)
+        assert isinstance(sink, TableSink)
+        return sink
 
     def submit(self, op: Op) -> None:
         """Queue one op for every sink (sinks use this for their follow-ups, e.g. PromptLayer's id)."""
@@ -298,7 +300,7 @@ class Recorder:
         deadline = time.monotonic() + budget
         if not isinstance(name, str) or not name:
             raise ValueError(f"the column name must be a non-empty string, not {name!r}")
-        checked = self.sink.check_update(name, value, key_field, min(_CHECK_TIMEOUT, budget))
+        checked = self.check(name, value, key_field, min(_CHECK_TIMEOUT, budget))
         outcome = Outcome() if wait else None
         self.writer.submit(Update(key=response_id, field=name, value=checked, key_field=key_field, outcome=outcome))
         return outcome, deadline
@@ -319,7 +321,7 @@ class Recorder:
                 "update-no-id", logging.WARNING,
                 "wonkalytics: update of %s without a response id (the stream had no id yet?): nothing updated", name,
             )
-            self.sink.check_update(name, value, "response_id", _CHECK_TIMEOUT)
+            self.check(name, value, "response_id", _CHECK_TIMEOUT)
             return False if wait else None
         outcome, deadline = self._queue_update(response_id, name, value, wait=wait, timeout=timeout)
         if outcome is None:

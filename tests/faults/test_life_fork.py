@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent("""
     inside = threading.Event()
 
     def slow_redact(row):
-        if row.get("action") == "slow":  # the parent's row: the lane thread sits here, in the build lock
+        if row.get("action") == "slow":  # the parent's row: the lane thread sits here, holding that insert's build lock
             inside.set()
             time.sleep(3)
         return row

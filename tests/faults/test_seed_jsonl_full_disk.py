@@ -63,17 +63,17 @@ def _fill(directory: Path, leave: int) -> Path:
 
 def test_a_batch_on_a_full_disk_is_appended_whole_or_not_at_all(tiny_disk: Path) -> None:
     sink = JsonLinesSink(tiny_disk / "feed")
-    assert sink.write(_batch("first", 2), lambda s: s) == []
+    assert sink.write(_batch("first", 2)) == []
     (path,) = (tiny_disk / "feed").glob("*.jsonl")
     before = path.read_bytes()
     filler = _fill(tiny_disk, leave=8192)
     second = _batch("second", 12)  # ~18 KB: the write gets part of the way, then ENOSPC
     with pytest.raises(OSError) as raised:
-        sink.write(second, lambda s: s)
+        sink.write(second)
     assert raised.value.errno == errno.ENOSPC
     assert path.read_bytes() == before  # the part that reached the disk was cut back off
     filler.unlink()
-    assert sink.write(second, lambda s: s) == []  # the lane's retry: the same batch again
+    assert sink.write(second) == []  # the lane's retry: the same batch again
     sink.close(1)
     lines = path.read_text().splitlines()
     ids = [json.loads(line)["event_id"] for line in lines]  # every line is whole JSON

@@ -1,6 +1,6 @@
 """Real SDK calls against the offline server, captured as Interactions, and a builder like the writer's.
 
-Until the sinks run in the writer's lanes, these tests drive ``sink.write(ops, build)`` directly with
+Until the sinks run in the writer's lanes, these tests drive ``sink.write(ops)`` directly with
 the ops the writer would hand them: ``Insert`` of a real call's Interaction, ``Update`` of a score.
 """
 
@@ -93,4 +93,5 @@ def call(client: openai.OpenAI, capture: Capturing) -> Call:
 
 
 def insert(interaction: Interaction) -> Insert:
-    return Insert(source=interaction)
+    """The insert a lane hands its sink: its record built (the lane builds it before ``sink.write``)."""
+    return Insert(built=build(interaction))

@@ -29,9 +29,9 @@ def test_records_and_updates_land_one_per_line(tmp_path: Path, call: Call) -> No
     sink = JsonLinesSink(tmp_path / "feed")
     assert isinstance(sink, Sink)
     first, second = call("chat"), call("responses", stream=True)
-    event = Insert(source={"event_id": "ev-1", "action": "login", "timestamp": datetime(2026, 1, 2, 3, 4, 5)})
+    event = Insert(built=build({"event_id": "ev-1", "action": "login", "timestamp": datetime(2026, 1, 2, 3, 4, 5)}))
     score = Update(key=first.response_id, field="score", value=87.6)
-    assert sink.write([insert(first), event, insert(second), score], build) == []
+    assert sink.write([insert(first), event, insert(second), score]) == []
     got = lines(tmp_path / "feed")
     assert [line["kind"] for line in got] == ["interaction", "event", "interaction", "update"]
     assert got[0]["event_id"] == first.event_id and got[0]["row"]["response_id"] == first.response_id
@@ -45,9 +45,9 @@ def test_records_and_updates_land_one_per_line(tmp_path: Path, call: Call) -> No
 def test_file_per_utc_day_and_process_owner_only(tmp_path: Path, call: Call) -> None:
     now = [datetime(2026, 3, 1, 23, 59, 59, tzinfo=UTC).timestamp()]
     sink = JsonLinesSink(tmp_path / "feed", clock=lambda: now[0])
-    sink.write([insert(call("chat"))], build)
+    sink.write([insert(call("chat"))])
     now[0] += 2  # past midnight UTC: a new file
-    sink.write([insert(call("chat"))], build)
+    sink.write([insert(call("chat"))])
     files = sorted(p.name for p in (tmp_path / "feed").iterdir())
     host_pid = f"{sink.path_for(now[0]).name.split('-', 4)[-1]}"
     assert files == [f"wonkalytics-2026-03-01-{host_pid}", f"wonkalytics-2026-03-02-{host_pid}"]
@@ -69,7 +69,7 @@ def test_every_record_once_across_two_processes(tmp_path: Path) -> None:
         "for batch in range(20):\n"
         "    ops = [Insert(built=Record('event', f'{tag}-{batch}-{i}', {'event_id': f'{tag}-{batch}-{i}',"
         " 'pad': 'x' * 5000})) for i in range(10)]\n"
-        "    sink.write(ops, lambda s: s)\n"
+        "    sink.write(ops)\n"
     )
     procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path), tag]) for tag in ("a", "b")]
     assert [p.wait(60) for p in procs] == [0, 0]
@@ -90,14 +90,14 @@ def test_a_forked_child_writes_its_own_file(tmp_path: Path) -> None:
         sink = JsonLinesSink(sys.argv[1])
         def one(event_id):
             return [Insert(built=Record("event", event_id, {"event_id": event_id}))]
-        sink.write(one("parent"), lambda s: s)
+        sink.write(one("parent"))
         pid = os.fork()
         if pid == 0:
             sink.after_fork()  # what the writer does in a forked child
-            sink.write(one("child"), lambda s: s)
+            sink.write(one("child"))
             os._exit(0)
         assert os.waitpid(pid, 0)[1] == 0
-        sink.write(one("parent-2"), lambda s: s)
+        sink.write(one("parent-2"))
     """)
     subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, timeout=60)
     by_file = {p.name: [json.loads(x)["event_id"] for x in p.read_text().splitlines()] for p in tmp_path.iterdir()}

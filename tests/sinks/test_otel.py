@@ -71,7 +71,7 @@ def tel() -> Iterator[Telemetry]:
 
 
 def one_span(tel: Telemetry, sink: OTelSink, interaction: Interaction) -> ReadableSpan:
-    assert sink.write([insert(interaction)], build) == []
+    assert sink.write([insert(interaction)]) == []
     [span] = tel.spans()
     return span
 
@@ -190,8 +190,8 @@ def test_content_only_when_asked(tel: Telemetry, call: Call) -> None:
 
 def test_events_and_updates_make_no_span(tel: Telemetry) -> None:
     sink = tel.sink()
-    assert sink.write([Insert(source={"event_id": "e", "action": "x"}), Update(key="r", field="score", value=1)],
-                      build) == []
+    event = Insert(built=build({"event_id": "e", "action": "x"}))
+    assert sink.write([event, Update(key="r", field="score", value=1)]) == []
     assert tel.spans() == []
 
 
@@ -217,7 +217,7 @@ def test_parent_is_the_fastapi_request_span(tel: Telemetry, fake: FakeOpenAI) ->
         raw.close()
     [interaction] = capture.interactions
     assert interaction.trace_context is not None
-    assert sink.write([insert(interaction)], build) == []  # later, on the writer's thread
+    assert sink.write([insert(interaction)]) == []  # later, on the writer's thread
     server = next(s for s in tel.exporter.get_finished_spans() if s.kind is SpanKind.SERVER)
     [span] = tel.spans()
     assert span.parent is not None and span.parent.span_id == server.context.span_id
@@ -254,6 +254,6 @@ def test_from_settings_uses_the_global_providers(tel: Telemetry, call: Call, mon
     assert isinstance(provider, TracerProvider)
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    sink.write([insert(interaction)], build)
+    sink.write([insert(interaction)])
     [span] = [s for s in exporter.get_finished_spans() if s.instrumentation_scope.name == "wonkalytics"]
     assert span.attributes["gen_ai.response.id"] == interaction.response_id

@@ -60,7 +60,7 @@ def test_each_call_becomes_a_well_formed_track_request(
                 wl_metadata={"run": 7, "team": "wonka"})
     stream = call("chat", stream=True, model="fake-chunks-4")
     responses = call("responses")
-    assert sink.write([insert(chat), insert(stream), insert(responses)], build) == []
+    assert sink.write([insert(chat), insert(stream), insert(responses)]) == []
     assert pl.problems == []
     first, second, third = pl.tracked
     assert first["function_name"] == "openai.chat.completions.create" and first["provider_type"] == "openai"
@@ -91,11 +91,11 @@ def test_errors_events_and_other_updates_are_not_sent(sink: PromptLayerSink, pl:
     failed = call("chat", model="fake-error-500")
     ops: list[Op] = [
         insert(failed),
-        Insert(source={"event_id": "ev", "action": "login"}),
+        Insert(built=build({"event_id": "ev", "action": "login"})),
         Update(key="chatcmpl-x", field="notes", value="hello"),
         Update(key="e", key_field="event_id", field="pl_request_id", value="1"),
     ]
-    assert sink.write(ops, build) == []
+    assert sink.write(ops) == []
     assert pl.calls == []
 
 
@@ -103,7 +103,7 @@ def test_a_score_reaches_track_score_clamped(sink: PromptLayerSink, pl: FakeProm
     first, second = call("chat"), call("chat", stream=True)
     scores = [Update(key=first.response_id, field="score", value=87.6),
               Update(key=second.response_id, field="score", value=250)]
-    assert sink.write([insert(first), insert(second), *scores], build) == []
+    assert sink.write([insert(first), insert(second), *scores]) == []
     assert [(s["request_id"], s["score"]) for s in pl.scores] == [(1, 88), (2, 100)]
     assert all(s["api_key"] == KEY for s in pl.scores) and pl.problems == []
 
@@ -119,10 +119,10 @@ def test_a_score_for_a_call_of_another_process_reads_the_column(
                                                        "request_end_time": 2, "api_key": KEY}).raise_for_status()
     sink = PromptLayerSink(KEY, submitted, base_url=pl.url, request_ids=TableRequestIds(store))
     score = Update(key="chatcmpl-other", field="score", value=40)
-    [(op, error)] = sink.write([score], build)  # the column is still empty: not found (yet), retried later
+    [(op, error)] = sink.write([score])  # the column is still empty: not found (yet), retried later
     assert op is score and isinstance(error, RowNotFoundError)
     store.update_where("response_id", "chatcmpl-other", "pl_request_id", "1")
-    assert sink.write([score], build) == []
+    assert sink.write([score]) == []
     assert pl.scores == [{"request_id": 1, "score": 40, "api_key": KEY}]
     sink.close(1)
 
@@ -136,9 +136,9 @@ def test_busy_or_failing_promptlayer_is_retried_and_nothing_is_sent_twice(
     pl.fail_next(status, times=2, after=1)  # the first request is taken, the next two fail
     for _ in range(2):  # the lane retries the whole batch after a transient failure
         with pytest.raises(PromptLayerUnavailableError) as caught:
-            sink.write(batch, build)
+            sink.write(batch)
         assert sink.is_transient(caught.value)
-    assert sink.write(batch, build) == []
+    assert sink.write(batch) == []
     assert [body["metadata"]["wonkalytics_event_id"] for body in pl.tracked] == [c.event_id for c in calls]
     assert len(pl.scores) == 1
     assert len([op for op in submitted if isinstance(op, Update)]) == 3  # one pl_request_id per call
@@ -150,7 +150,7 @@ def test_a_refused_request_is_rejected_and_the_others_still_go(
     first, second = call("chat"), call("chat")
     pl.fail_next(400, after=0)
     with caplog.at_level(logging.WARNING, logger="wonkalytics"):
-        rejected = sink.write([insert(first), insert(second)], build)
+        rejected = sink.write([insert(first), insert(second)])
     [(op, error)] = rejected
     assert op.built is not None and op.built.event_id == first.event_id
     assert isinstance(error, PromptLayerRefusedError) and not sink.is_transient(error)
@@ -167,13 +167,13 @@ def test_unreachable_and_black_holed_promptlayer_are_transient(
                                timeout=httpx.Timeout(0.5))
         proxy.blackhole()
         with pytest.raises(PromptLayerUnavailableError) as caught:
-            sink.write([insert(interaction)], build)
+            sink.write([insert(interaction)])
         assert sink.is_transient(caught.value)
         proxy.refuse()
         with pytest.raises(PromptLayerUnavailableError):
-            sink.write([insert(interaction)], build)
+            sink.write([insert(interaction)])
         proxy.recover()
-        assert sink.write([insert(interaction)], build) == []
+        assert sink.write([insert(interaction)]) == []
         sink.close(1)
     assert len(pl.tracked) == 1
 
@@ -186,17 +186,16 @@ def test_the_key_never_leaks(
     with caplog.at_level(logging.DEBUG):
         sink = PromptLayerSink(KEY, submitted, base_url=pl.url)
         pl.fail_next(401)  # e.g. a server that echoes what it was sent
-        errors += [error for _, error in sink.write([insert(interaction)], build)]
+        errors += [error for _, error in sink.write([insert(interaction)])]
         pl.fail_next(500)
         with pytest.raises(PromptLayerUnavailableError) as caught:
-            sink.write([insert(interaction)], build)
+            sink.write([insert(interaction)])
         errors.append(caught.value)
         dead = PromptLayerSink(KEY, submitted, base_url="http://127.0.0.1:9")  # nothing listens there
         with pytest.raises(PromptLayerUnavailableError) as caught:
-            dead.write([insert(interaction)], build)
+            dead.write([insert(interaction)])
         errors.append(caught.value)
-        assert sink.write([insert(interaction), Update(key=interaction.response_id, field="score", value=5)],
-                          build) == []
+        assert sink.write([insert(interaction), Update(key=interaction.response_id, field="score", value=5)]) == []
     texts = [str(e) for e in errors] + [repr(e) for e in errors] + [repr(sink), caplog.text]
     texts += [str(e.__cause__) for e in errors] + [str(e.__context__) for e in errors if not e.__suppress_context__]
     texts += [encode_op(op, build).decode() for op in [insert(interaction), *submitted]]

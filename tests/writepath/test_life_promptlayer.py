@@ -55,7 +55,7 @@ def test_credentials_in_the_base_url_are_used_but_never_shown(
     caplog.set_level(logging.DEBUG)  # httpx logs each request URL at INFO
     follow_ups: list[Op] = []
     sink = PromptLayerSink(KEY, follow_ups.append, base_url=_with_credentials(pl.url), timeout=httpx.Timeout(2.0))
-    assert sink.write([insert(call("chat"))], build) == []
+    assert sink.write([insert(call("chat"))]) == []
     sent = pl.calls[-1].headers
     assert {k.lower(): v for k, v in sent.items()}["authorization"] == "Basic " + base64.b64encode(
         f"ada:{PASSWORD}".encode()).decode()  # still sent, as basic auth

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -9,7 +11,7 @@ from pathlib import Path
 import pytest
 from tests.sinks.conftest import build
 
-from wonkalytics.ops import Builder, Insert, Op, RowNotFoundError, Update
+from wonkalytics.ops import Insert, Op, RowNotFoundError, Update
 from wonkalytics.sinks.base import Rejection
 from wonkalytics.writer.front import Writer
 from wonkalytics.writer.lane import Lane
@@ -27,7 +29,7 @@ class Keeping:
         self.ops: list[Op] = []
         self.closed: list[float] = []
 
-    def write(self, ops: Sequence[Op], build: Builder) -> list[Rejection]:
+    def write(self, ops: Sequence[Op]) -> list[Rejection]:
         self.ops.extend(ops)
         return []
 
@@ -55,7 +57,7 @@ def test_shutdown_closes_every_sink_within_its_deadline(tmp_path: Path) -> None:
 class NoRows(Keeping):
     """A sink where no update finds its row (the insert is in another worker, late)."""
 
-    def write(self, ops: Sequence[Op], build: Builder) -> list[Rejection]:
+    def write(self, ops: Sequence[Op]) -> list[Rejection]:
         self.ops.extend(ops)
         return [Rejection(op, RowNotFoundError("not yet")) for op in ops if isinstance(op, Update)]
 
@@ -101,3 +103,42 @@ def test_a_wall_clock_step_back_does_not_keep_a_parked_update_past_its_grace(
     health = lane.health()
     assert health.rejected == 1 and health.pending_updates == 0  # given up after 1 s, as configured
     lane.shutdown(time.monotonic() + 2)
+
+
+AT_EXIT = """
+import sys
+from pathlib import Path
+from wonkalytics.ops import Insert
+from wonkalytics.writer.front import Writer
+from wonkalytics.writer.lane import Lane
+from wonkalytics.writer.spool import Spool
+from wonkalytics.record.build import record_builder
+
+out = Path(sys.argv[1])
+
+class Marking:
+    name, primary, needs_call = "marking", False, False
+    def write(self, ops):
+        with out.open("a") as f:
+            f.write(f"write {len(ops)}\\n")
+        return []
+    def is_transient(self, exc):
+        return False
+    def close(self, timeout):
+        with out.open("a") as f:
+            f.write(f"close {0 < timeout <= 4.0}\\n")
+    def after_fork(self):
+        pass
+
+writer = Writer([Lane(Marking(), spool=Spool(out.parent / "spool", fsync=False), build=record_builder(),
+                      flush_interval=0.01)], exit_timeout=4.0)
+writer.submit(Insert(source={"event_id": "e1", "action": "a"}))
+# no flush, no shutdown: the interpreter's exit writes the op and closes the sink
+"""
+
+
+def test_sinks_are_closed_at_interpreter_exit_within_the_exit_timeout(tmp_path: Path) -> None:
+    out = tmp_path / "marks.txt"
+    done = subprocess.run([sys.executable, "-c", AT_EXIT, str(out)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert out.read_text().splitlines() == ["write 1", "close True"]  # written first, then closed once

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from wonkalytics.interaction import Record
-from wonkalytics.ops import Builder, Insert, Op, RowNotFoundError, Update
+from wonkalytics.ops import Insert, Op, RowNotFoundError, Update
 from wonkalytics.record.build import record_builder
 from wonkalytics.sinks.base import Rejection
 from wonkalytics.writer.front import Writer
@@ -47,19 +47,19 @@ class ListSink:
         self.forks = 0
         self.gate: threading.Event | None = None  # when set to an unset event, write() blocks on it
 
-    def write(self, ops: Sequence[Op], build: Builder) -> list[Rejection]:
+    def write(self, ops: Sequence[Op]) -> list[Rejection]:
         self.attempts += 1
         if self.gate is not None:
             self.gate.wait()
         if self.down.is_set():
             raise Outage("database unreachable")
-        records = [op.record(build) for op in ops if isinstance(op, Insert)]
+        records = [op.record for op in ops if isinstance(op, Insert)]
         if any(r.event_id in self.poison for r in records):
             raise Outage("server has gone away")
         rejections: list[Rejection] = []
         for op in ops:
             if isinstance(op, Insert):
-                record: Record = op.record(build)
+                record: Record = op.record
                 if record.row.get("bad"):
                     rejections.append(Rejection(op, BadData("value too long for column")))
                     continue

@@ -249,7 +249,7 @@ def test_shutdown_never_waits_past_its_deadline(tmp_path: Path) -> None:
     assert writer.shutdown(0.3) is False
     assert time.monotonic() - started < 1.5
     lines = [line for path in (tmp_path / "spool" / "hung").glob("*.jsonl") for line in Spool.read(path)]
-    assert [decode_op(line).record(BUILD).event_id for line in lines] == ["stuck"]  # kept for the next start
+    assert [decode_op(line).record.event_id for line in lines] == ["stuck"]  # kept for the next start
     hung.gate.set()
 
 
@@ -308,7 +308,7 @@ def test_a_segment_of_a_previous_process_with_the_same_pid_is_replayed(tmp_path:
     spool.append(encode_op(insert("mine"), BUILD))
     assert spool.adopt_orphans() == 1
     taken = [spool.take(), spool.take()]
-    ids = sorted(decode_op(line).record(BUILD).event_id for seg in taken if seg for line in Spool.read(seg[0]))
+    ids = sorted(decode_op(line).record.event_id for seg in taken if seg for line in Spool.read(seg[0]))
     assert ids == ["mine", "previous life"]
     assert spool.take() is None
     spool.release()
@@ -331,7 +331,7 @@ def test_the_spool_encoder_never_loses_an_op() -> None:
     row = {"obj": Unprintable(), "circular": circular, "tuple_keys": {(1, 2): "x"}, "deep": deep,
            "lone": "\ud800", "set": {1}}
     line = encode_op(insert("odd", **row), BUILD)
-    decoded = decode_op(line).record(BUILD)
+    decoded = decode_op(line).record
     assert decoded.event_id == "odd" and decoded.row["obj"] == "<unprintable Unprintable>"
     assert decoded.row["set"] == [1]
 

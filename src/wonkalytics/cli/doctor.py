@@ -50,10 +50,7 @@ def run_checks(settings: Settings) -> list[Check]:
     """Every check against ``settings``; never raises."""
     checks: list[Check] = []
     url = settings.safe_url()
-    store = TableStore(
-        settings.url(), settings.table, create=False,
-        connect_timeout=settings.connect_timeout, statement_timeout=settings.statement_timeout,
-    )
+    store = TableStore.from_settings(settings, create=False)
     try:
         engine = store.engine
     except WonkalyticsError as exc:

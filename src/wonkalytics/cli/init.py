@@ -53,7 +53,7 @@ def init(
     console = Console()
     try:
         settings = load_settings(database_url=database_url, table=table)
-        store = TableStore(settings.url(), settings.table, create=False)
+        store = TableStore.from_settings(settings, create=False)
         if upgrade:
             _upgrade(console, store, settings.column_map, print_sql=print_sql)
             return

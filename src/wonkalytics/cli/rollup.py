@@ -37,7 +37,7 @@ def rollup(
         start = None
         if since is not None:
             start = make_period(since, None, tz).since.astimezone(UTC).replace(tzinfo=None)
-        store = TableStore(settings.url(), settings.table, create=False)
+        store = TableStore.from_settings(settings, create=False)
         count = rebuild(store.engine, store.table, settings.column_map, fields=settings.rollup_fields, since=start)
     except (WonkalyticsError, ValueError) as exc:
         raise fail(exc) from None

@@ -55,6 +55,13 @@ def _secret_name(key: str) -> bool:
     return name in SECRET_NAMES or name.endswith(_SUFFIXES)
 
 
+@lru_cache(maxsize=256)
+def _has_secret_key(keys: tuple[Any, ...]) -> bool:
+    # One look-up per row instead of one per key (36 per row of the bench workload; measured in
+    # BENCHMARKS.md's writer-CPU section).
+    return any(type(key) is str and _secret_name(key) for key in keys)
+
+
 def _clean(value: Any, known: tuple[str, ...], depth: int) -> Any:
     if isinstance(value, str):
         for secret in known:
@@ -78,6 +85,8 @@ def drop_secrets(row: Mapping[str, Any], known: Iterable[str | None] = ()) -> di
     """
     secrets = tuple(sorted({s for s in known if isinstance(s, str) and len(s) >= 6}, key=len, reverse=True))
     if not secrets:  # the common case: only keys to drop, and plain values need no look at all
+        if not _has_secret_key(tuple(row)):  # rows of one kind repeat one key set: decided once for it
+            return {key: value if type(value) in _PLAIN else _clean(value, (), 1) for key, value in row.items()}
         return {
             key: value if type(value) in _PLAIN else _clean(value, secrets, 1)
             for key, value in row.items()

@@ -9,16 +9,18 @@ the counters of ``wonkalytics.health()``::
         primary = False          # True only for the SQL table: its update results answer score()
         needs_call = False       # True when write() reads Record.call (the structured call)
 
-        def write(self, ops, build):   # -> list of Rejection; raise when the whole batch failed
+        def write(self, ops):   # -> list of Rejection; raise when the whole batch failed
             ...
         def is_transient(self, exc): ...   # retry the batch later (True) or isolate the bad op (False)
         def close(self, timeout): ...
         def after_fork(self): ...
 
-``write`` receives the ops in submission order and must apply them in that order. It returns the
-ops it refuses for good, each with the reason; an :class:`~wonkalytics.ops.Update` that finds
-no row is returned with :class:`~wonkalytics.ops.RowNotFoundError`, and the lane keeps retrying it
-for ``update_grace`` seconds. Ops a sink has nothing to do with are simply skipped (not rejected).
+``write`` receives the ops in submission order and must apply them in that order. Every
+:class:`~wonkalytics.ops.Insert` comes with its record built (``op.record``: the one record every
+sink reads; the lane builds it). It returns the ops it refuses for good, each with the reason; an
+:class:`~wonkalytics.ops.Update` that finds no row is returned with
+:class:`~wonkalytics.ops.RowNotFoundError`, and the lane keeps retrying it for ``update_grace``
+seconds. Ops a sink has nothing to do with are simply skipped (not rejected).
 
 Optional: ``delivered(op) -> bool``, for a sink whose writes are not idempotent (PromptLayer): True for
 an op it already delivered in a batch that is still being retried; the lane does not spool such an op
@@ -28,11 +30,11 @@ at exit, so the next process does not send it again.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-from wonkalytics.ops import Builder, Op
+from wonkalytics.ops import Op
 
-__all__ = ["Builder", "Rejection", "Sink"]
+__all__ = ["ColumnCheck", "Rejection", "Sink"]
 
 
 class Rejection(NamedTuple):
@@ -50,7 +52,7 @@ class Sink(Protocol):
     primary: bool
     needs_call: bool
 
-    def write(self, ops: Sequence[Op], build: Builder) -> list[Rejection]:
+    def write(self, ops: Sequence[Op]) -> list[Rejection]:
         """Apply ``ops`` in order; return the refused ones; raise when the batch as a whole failed."""
         ...
 
@@ -64,4 +66,18 @@ class Sink(Protocol):
 
     def after_fork(self) -> None:
         """In a forked child: drop what belongs to the parent (pools, sockets, files)."""
+        ...
+
+
+class ColumnCheck(Protocol):
+    """Checks one update before it is queued: ``check(field, value, key_field, timeout) -> value``.
+
+    Raises ``UnknownColumnError`` when ``field`` or ``key_field`` is no column of the destination and
+    ``ValueError`` when the column cannot hold ``value`` exactly; returns the value as it will be
+    stored. :func:`wonkalytics.recorder.assemble` hands the recorder the primary sink's checker, so
+    the recorder checks ``score()`` without knowing which sink that is.
+    """
+
+    def __call__(self, field: str, value: Any, key_field: str, timeout: float) -> Any:
+        """The checked value (raising as described above)."""
         ...

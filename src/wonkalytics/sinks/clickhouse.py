@@ -28,15 +28,15 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from wonkalytics.errors import NoMatchingColumnsError
-from wonkalytics.ops import Builder, Insert, Op, Update
+from wonkalytics.ops import Insert, Op, Update
 from wonkalytics.settings import Settings
 from wonkalytics.sinks.base import Rejection
 from wonkalytics.store.clickhouse import ClickHouseTarget, column_kinds, quote
 from wonkalytics.store.fit import ColumnKind, fit_to_table, resolve_column
+from wonkalytics.utc import utcnow
 
 if TYPE_CHECKING:
     from clickhouse_driver import Client
@@ -67,10 +67,6 @@ _TRANSIENT_CODES = frozenset({
 })
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 class ClickHouseSink:
     """Writes records and updates to ClickHouse (see the module docstring)."""
 
@@ -94,7 +90,7 @@ class ClickHouseSink:
 
     # -- the lane's interface ----------------------------------------------------------------------
 
-    def write(self, ops: Sequence[Op], build: Builder) -> list[Rejection]:
+    def write(self, ops: Sequence[Op]) -> list[Rejection]:
         """Insert the batch's rows in one INSERT and its updates in another (rows first)."""
         try:
             client = self._connect()
@@ -106,7 +102,7 @@ class ClickHouseSink:
             for op in ops:
                 if isinstance(op, Insert):
                     try:
-                        rows.append(self._row(op.record(build).row, kinds))
+                        rows.append(self._row(op.record.row, kinds))
                     except (NoMatchingColumnsError, ValueError, TypeError) as exc:
                         rejected.append(Rejection(op, exc))
                 else:
@@ -127,7 +123,7 @@ class ClickHouseSink:
     def _row(self, row: Mapping[str, Any], kinds: dict[str, ColumnKind]) -> tuple[Any, ...]:
         fitted = fit_to_table(row, kinds, table=self.target.table, column_map=self.column_map)
         if fitted.get("timestamp") is None and "timestamp" in kinds:
-            fitted["timestamp"] = _utcnow()
+            fitted["timestamp"] = utcnow()
         if not fitted.get("event_id") and "event_id" in kinds:
             raise ValueError("a row without event_id cannot be written to ClickHouse (it is the sorting key)")
         return tuple(fitted.get(c) for c in self._order)

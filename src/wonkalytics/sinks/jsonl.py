@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from wonkalytics.access import json_safe
-from wonkalytics.ops import Builder, Insert, Op
+from wonkalytics.ops import Insert, Op
 from wonkalytics.settings import Settings
 from wonkalytics.sinks.base import Rejection
 
@@ -66,9 +66,9 @@ class JsonLinesSink:
         self._fd, self._path, self._pid = fd, path, os.getpid()
         return fd
 
-    def write(self, ops: Sequence[Op], build: Builder) -> list[Rejection]:
+    def write(self, ops: Sequence[Op]) -> list[Rejection]:
         """Append one line per op (inserts as records, updates as update lines), then fsync."""
-        lines = [self._line(op, build) for op in ops]
+        lines = [self._line(op) for op in ops]
         if not lines:
             return []
         data = b"".join(lines)
@@ -94,9 +94,9 @@ class JsonLinesSink:
                 os.write(fd, b"\n")
             self._drop()
 
-    def _line(self, op: Op, build: Builder) -> bytes:
+    def _line(self, op: Op) -> bytes:
         if isinstance(op, Insert):
-            return _dumps(op.record(build).to_json())
+            return _dumps(op.record.to_json())
         return _dumps({
             "kind": "update", "id": op.id, "key_field": op.key_field, "key": op.key, "field": op.field,
             "value": op.value, "at": self._clock(),

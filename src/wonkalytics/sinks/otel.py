@@ -37,7 +37,7 @@ from typing import Any
 
 from wonkalytics._version import __version__
 from wonkalytics.errors import ConfigurationError
-from wonkalytics.ops import Builder, Insert, Op
+from wonkalytics.ops import Insert, Op
 from wonkalytics.settings import Settings
 from wonkalytics.sinks.base import Rejection
 
@@ -205,12 +205,12 @@ class OTelSink:
 
     # -- the lane's interface ----------------------------------------------------------------------
 
-    def write(self, ops: Sequence[Op], build: Builder) -> list[Rejection]:
+    def write(self, ops: Sequence[Op]) -> list[Rejection]:
         """One span and its metric points per interaction; events and updates have none."""
         for op in ops:
             if not isinstance(op, Insert):
                 continue
-            record = op.record(build)
+            record = op.record
             if record.kind == "interaction" and record.call is not None:
                 self.emit(record.call, record.row, record.event_id)
         return []

@@ -38,7 +38,7 @@ import httpx
 
 from wonkalytics.access import json_safe
 from wonkalytics.internal_errors import swallow
-from wonkalytics.ops import Builder, Insert, Op, RowNotFoundError, Update
+from wonkalytics.ops import Insert, Op, RowNotFoundError, Update
 from wonkalytics.settings import Settings
 from wonkalytics.sinks.base import Rejection
 from wonkalytics.store.fit import resolve_column
@@ -156,17 +156,15 @@ class PromptLayerSink:
 
     # -- the lane's interface ----------------------------------------------------------------------
 
-    def write(self, ops: Sequence[Op], build: Builder) -> list[Rejection]:
+    def write(self, ops: Sequence[Op]) -> list[Rejection]:
         """Send each op PromptLayer has a use for, in order; skip ops delivered by an earlier try."""
         rejected: list[Rejection] = []
         for op in ops:
-            if isinstance(op, Insert):
-                op.record(build)  # built first, so its key (the event id) is the same on every try
-            key = _op_key(op)
+            key = _op_key(op)  # an insert's record is built before the lane hands it over: one key on every try
             if key in self._delivered:
                 continue
             try:
-                sent = self._send(op, build)
+                sent = self._send(op)
             except PromptLayerRefusedError as exc:
                 logger.warning("wonkalytics: %s", exc)
                 rejected.append(Rejection(op, exc))
@@ -212,10 +210,10 @@ class PromptLayerSink:
 
     # -- sending -----------------------------------------------------------------------------------
 
-    def _send(self, op: Op, build: Builder) -> bool:
+    def _send(self, op: Op) -> bool:
         """Deliver one op; False when PromptLayer has no use for it."""
         if isinstance(op, Insert):
-            record = op.record(build)
+            record = op.record
             call = record.call
             if record.kind != "interaction" or call is None or call.get("status") == "error":
                 return False
@@ -347,7 +345,7 @@ def _message(response: httpx.Response) -> str:
 
 def _op_key(op: Op) -> str:
     if isinstance(op, Insert):
-        built = op.built
+        built = op.built  # not built yet (still queued at exit): never delivered
         return "i:" + (built.event_id if built is not None else f"unbuilt-{id(op)}")
     return "u:" + op.id
 
@@ -358,10 +356,7 @@ def from_settings(settings: Settings, submit: Callable[[Op], None]) -> PromptLay
     key = secret.get_secret_value() if secret is not None else ""
     if not key:
         return None
-    store = TableStore(
-        settings.url(), settings.table, create=False,
-        connect_timeout=settings.connect_timeout, statement_timeout=settings.statement_timeout,
-    )
+    store = TableStore.from_settings(settings, create=False)
     score_column = settings.column_map.get("score", "score")
     return PromptLayerSink(
         key,

@@ -13,7 +13,7 @@ from typing import Any
 
 from wonkalytics.errors import SchemaError, StoreError, UnknownColumnError
 from wonkalytics.internal_errors import log_limited
-from wonkalytics.ops import Builder, Insert, Op, RowNotFoundError, Update
+from wonkalytics.ops import Insert, Op, RowNotFoundError, Update
 from wonkalytics.sinks.base import Rejection
 from wonkalytics.store.engine import dispose_engines
 from wonkalytics.store.fit import ColumnKind, exact_value, fit_to_table, resolve_column
@@ -80,22 +80,22 @@ class TableSink:
 
     # -- the sink protocol -------------------------------------------------------------------------
 
-    def write(self, ops: Sequence[Op], build: Builder) -> list[Rejection]:
+    def write(self, ops: Sequence[Op]) -> list[Rejection]:
         """Apply the ops in order: runs of inserts as one batch, each update after the inserts before it.
 
         The whole batch is one transaction: a failure rolls back its earlier inserts as well, so a
         retry never stores them twice (a team table may have no ``event_id`` to skip them by).
         """
         with self.store.one_transaction():
-            return self._write(ops, build)
+            return self._write(ops)
 
-    def _write(self, ops: Sequence[Op], build: Builder) -> list[Rejection]:
+    def _write(self, ops: Sequence[Op]) -> list[Rejection]:
         rejections: list[Rejection] = []
         run: list[dict[str, Any]] = []
         for op in ops:
             if isinstance(op, Insert):
                 try:
-                    run.append(self.fit(op.record(build).row))
+                    run.append(self.fit(op.record.row))
                 except SchemaError as exc:
                     rejections.append(Rejection(op, exc))
                 continue
@@ -172,9 +172,9 @@ class TableSink:
             if column is None or column not in _DEFAULT_KINDS:
                 return value
             return exact_value(value, _DEFAULT_KINDS[column], column=column)
-        for name in (key_field, field):
-            if resolve_column(name, columns, self.column_map) is None:
-                raise UnknownColumnError(name, self.store.name, columns)
+        if resolve_column(key_field, columns, self.column_map) is None:
+            raise UnknownColumnError(key_field, self.store.name, columns)
         column = resolve_column(field, columns, self.column_map)
-        assert column is not None
+        if column is None:
+            raise UnknownColumnError(field, self.store.name, columns)
         return exact_value(value, columns[column], column=column)

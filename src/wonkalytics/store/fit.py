@@ -50,6 +50,7 @@ from typing import Any, Literal
 from wonkalytics.access import field, safe_str
 from wonkalytics.errors import NoMatchingColumnsError, SchemaError
 from wonkalytics.internal_errors import log_limited
+from wonkalytics.utc import naive_utc
 
 __all__ = [
     "AUTOMATIC_FIELDS",
@@ -202,12 +203,6 @@ def to_float(value: Any) -> float | None:
     return _real(value)
 
 
-def _naive_utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        return moment
-    return moment.astimezone(UTC).replace(tzinfo=None)
-
-
 def _from_epoch(value: numbers.Real | Decimal) -> datetime | None:
     seconds = _real(value)
     if seconds is None:
@@ -225,14 +220,14 @@ def to_datetime(value: Any) -> datetime | None:
     (datetime.datetime(2024, 5, 1, 10, 0), datetime.datetime(1970, 1, 1, 0, 0))
     """
     if isinstance(value, datetime):
-        return value if value.tzinfo is None else _naive_utc(value)
+        return value if value.tzinfo is None else naive_utc(value)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day)
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
         try:
-            return _naive_utc(datetime.fromisoformat(value.strip()))
+            return naive_utc(datetime.fromisoformat(value.strip()))
         except ValueError:  # a numeric string is not taken as epoch seconds: "2024" is no 1970 date
             return None
     return _from_epoch(value) if isinstance(value, _REAL) else None

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -44,6 +44,7 @@ from wonkalytics.store.schema import column_kind, default_table
 
 __all__ = [
     "DEDUPE_COLUMN",
+    "StoreSettings",
     "TableStore",
     "create_default_table",
     "is_transient",
@@ -91,6 +92,19 @@ class _Reflected:
     plans: dict[frozenset[str], InsertPlan] = field(default_factory=dict)  # per key set
 
 
+class StoreSettings(Protocol):
+    """What :meth:`TableStore.from_settings` reads of the settings (store/ stands below settings.py)."""
+
+    table: str
+    create_table: bool
+    connect_timeout: float
+    statement_timeout: float
+
+    def url(self) -> sa.URL:
+        """The database URL."""
+        ...
+
+
 class TableStore:
     """One table of one database, shared by the writer thread and caller threads.
 
@@ -121,6 +135,18 @@ class TableStore:
         self._lock = threading.Lock()
         self._reflected: _Reflected | None = None
         self._batch = threading.local()  # .conn: the open transaction of one_transaction() on this thread
+
+    @classmethod
+    def from_settings(cls, settings: StoreSettings, *, create: bool | None = None) -> TableStore:
+        """The store of the configured table (URL, name, timeouts); ``create`` defaults to the setting.
+
+        The one construction from settings: the recorder, PromptLayer's request-id lookup, the seed's
+        side sinks and the CLI commands all build their store here.
+        """
+        return cls(
+            settings.url(), settings.table, create=settings.create_table if create is None else create,
+            connect_timeout=settings.connect_timeout, statement_timeout=settings.statement_timeout,
+        )
 
     def __repr__(self) -> str:
         return f"TableStore({self._safe_url!r}, {self.name!r})"

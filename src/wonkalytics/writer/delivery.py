@@ -3,7 +3,8 @@
 While the sink fails, the batch is retried with a capped backoff (:mod:`.retry`); after
 ``ISOLATE_AFTER`` attempts, or at once when the failure is not transient, the ops are tried one by
 one to find the one the sink refuses (rejected) or that fails while the sink answers a probe
-(``POISON_STRIKES``). Mixed into :class:`~wonkalytics.writer.lane.Lane`.
+(``POISON_STRIKES``). Each insert's record is built here, before the sink sees it. Mixed into
+:class:`~wonkalytics.writer.lane.Lane`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from wonkalytics.internal_errors import log_limited
-from wonkalytics.ops import Builder, Op, RowNotFoundError, Update
+from wonkalytics.ops import Builder, Insert, Op, RowNotFoundError, Update
 from wonkalytics.sinks.base import Rejection, Sink
 from wonkalytics.writer.health import Counters
 from wonkalytics.writer.retry import ISOLATE_AFTER, POISON_STRIKES, backoff
@@ -40,13 +41,13 @@ class Delivery:
 
     def _deliver(self, ops: list[Op]) -> bool:
         """Write ``ops`` with retry; True when each is written, rejected or parked, False when stopped."""
-        ops = self._divert_to_pending(ops)
+        ops = self._built(self._divert_to_pending(ops))
         self._left = ops
         attempt = 0
         while ops:
             self._left = ops  # what is still unwritten: the caller keeps it when stopped
             try:
-                rejections = self.sink.write(ops, self.build)
+                rejections = self.sink.write(ops)
             except Exception as exc:
                 if not self.sink.is_transient(exc):
                     remaining = self._one_by_one(ops, transient=False)
@@ -73,6 +74,29 @@ class Delivery:
             return True
         return True
 
+    def _built(self, ops: list[Op]) -> list[Op]:
+        """Build the record of each insert not built yet (once for every lane): sinks get finished records.
+
+        An insert whose record cannot be built (the builder keeps a minimal row of an interaction, so
+        this is an event a ``redact`` step fails on) is refused alone and the rest of the batch goes
+        on. It cannot be kept in the rejected-ops file: unredacted, it must not leave the process.
+        """
+        kept: list[Op] = []
+        for op in ops:
+            if isinstance(op, Insert) and op.built is None:
+                try:
+                    op.build(self.build)
+                except Exception as exc:
+                    self.counters.add(rejected=1)
+                    log_limited(
+                        f"unbuildable-{self.name}", logging.ERROR,
+                        "wonkalytics: an analytics row could not be built (%s) and was not stored: a row "
+                        "whose redaction fails is never stored nor spooled unredacted", describe(exc),
+                    )
+                    continue
+            kept.append(op)
+        return kept
+
     def _one_by_one(self, ops: list[Op], *, transient: bool) -> list[Op]:
         """Find the ops the sink cannot take, in order; returns the ops still to retry.
 
@@ -82,7 +106,7 @@ class Delivery:
         """
         for index, op in enumerate(ops):
             try:
-                self._settle([op], self.sink.write([op], self.build))
+                self._settle([op], self.sink.write([op]))
                 self._strikes.pop(id(op), None)
             except Exception as exc:
                 if not self.sink.is_transient(exc):

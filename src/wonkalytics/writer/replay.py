@@ -206,14 +206,14 @@ def spool_status(spool_dir: Path) -> list[SpoolStatus]:
 def _write(sink: Sink, ops: Sequence[Op], build: Builder) -> tuple[list[tuple[Op, str]], BaseException | None]:
     """Write ``ops``: returns the refused ones with why, and the error that stopped it (sink down)."""
     try:
-        return [(r.op, f"{type(r.error).__name__}: {r.error}") for r in sink.write(list(ops), build)], None
+        return [(r.op, f"{type(r.error).__name__}: {r.error}") for r in sink.write(list(ops))], None
     except Exception as exc:
         if sink.is_transient(exc):
             return [], exc
     refused: list[tuple[Op, str]] = []
     for op in ops:  # one of them is refused for good: find which
         try:
-            refused.extend((r.op, f"{type(r.error).__name__}: {r.error}") for r in sink.write([op], build))
+            refused.extend((r.op, f"{type(r.error).__name__}: {r.error}") for r in sink.write([op]))
         except Exception as exc:
             if sink.is_transient(exc):
                 return refused, exc
