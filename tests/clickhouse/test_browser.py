@@ -1,8 +1,7 @@
-"""The dashboard in Chromium on a ClickHouse read URL: KPIs, a filter, the detail view, the CSV download."""
+"""The dashboard in Chromium on a ClickHouse read URL: KPIs, the charts, a filter, the detail view."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,17 +46,9 @@ def test_dashboard_on_clickhouse_in_chromium(page: Any, base_url: str, both: tup
     page.click("#filters button[type=submit]")
     expected = sql.overview(period, Filters(model="gpt-4o", status="ok"))["interactions"]
     assert page.locator("#summary").inner_text().startswith(f"{expected} interactions match the filter")
-    with page.expect_download() as download_info:
-        page.click("#export")
-    saved = tmp_path / "export.csv"
-    download_info.value.save_as(saved)
-    with saved.open(newline="", encoding="utf-8") as f:
-        exported = list(csv.DictReader(f))
-    assert len(exported) == expected and {r["model"] for r in exported} == {"gpt-4o"}
-
-    first = page.locator("#rows tbody tr").first
-    key = first.get_attribute("data-key")
-    first.locator("td.when a").click()
+    assert page.locator("#rows tbody tr").count() == min(expected, 50)  # the CSV download: test_reads.py
+    key = page.locator("#rows tbody tr").first.get_attribute("data-key")
+    page.goto(f"{base_url}/interactions/{key}?{PERIOD}")
     page.wait_for_selector("#detail")
     row = open_reader(both[1], table).interaction(str(key))
     assert row is not None and page.locator("#response").inner_text() == row["response"]
