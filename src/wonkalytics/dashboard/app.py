@@ -82,9 +82,12 @@ def _kpis(now: dict[str, Any], before: dict[str, Any]) -> list[dict[str, Any]]:
     return cards
 
 
-def create_app(source: Reader | ReadStore, *, token: str | None = None, default_tz: str = "UTC") -> FastAPI:
-    """The dashboard app on ``source``'s table; with ``token`` every request must present it."""
-    reader = as_reader(source)
+def create_app(reader: Reader | ReadStore, *, token: str | None = None, default_tz: str = "UTC") -> FastAPI:
+    """The dashboard app on ``reader``'s table (any engine); with ``token`` every request must present it."""
+    return _routes(as_reader(reader), token, default_tz)
+
+
+def _routes(reader: Reader, token: str | None, default_tz: str) -> FastAPI:
     app = FastAPI(title="Wonkalytics", docs_url=None, redoc_url=None, openapi_url=None)
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
