@@ -13,9 +13,10 @@ read: a materialized view would count a retried batch twice and miss every later
 Same answers as the SQL side: the period's bounds are computed in Python (the viewer's zone) and
 bound as UTC; buckets are UTC hours (quarter hours for a zone such as Asia/Kolkata) moved into the
 zone by :func:`~wonkalytics.store.periods.rebucket`; percentiles interpolate linearly between the
-nearest ranks like ``percentile_cont``: ``quantilesExact`` at the levels that pick ranks
-``floor((n-1)q)`` and the one after (18.16 has no ``quantileExactInclusive``), per group from the
-sorted array. Every query runs with ``max_execution_time`` (a query must never hang a page).
+nearest ranks like ``percentile_cont``: the ranks ``floor((n-1)q)`` and the one after are picked
+from each group's sorted values in the same scan as the counts (18.16 has no
+``quantileExactInclusive``; ``quantilesExact`` needs its levels, so n, before the scan). Every
+query runs with ``max_execution_time`` (a query must never hang a page).
 
 SQL text is built here from identifiers only (the table's own column names, backquoted by
 :func:`~wonkalytics.store.clickhouse.quote`); every value is a ``%(name)s`` parameter of the driver.
@@ -46,6 +47,9 @@ __all__ = ["ClickHouseReads", "make_period"]
 _PAGE_SIZE_MAX = 500
 _GROUPS_MAX = 1000
 _SNIPPET = 160
+_METRIC_NAMES = ["m_interactions", "m_users", "m_tenants", "m_status_ok", "m_status_error", "m_status_aborted",
+                 "m_scored", "m_avg_score", "m_prompt_tokens", "m_completion_tokens", "m_cost_usd", "m_n_duration_ms",
+                 "m_n_ttft_ms"]
 _SHOWN = ("timestamp", "model", "username", "tenant_id", "status", "score", "duration_ms", "ttft_ms",
           "prompt_tokens", "completion_tokens", "cost_usd")
 
@@ -293,72 +297,70 @@ class ClickHouseReads:
         # that shadows the column it aggregates).
         return ReadStore._shape({k.removeprefix("m_"): v for k, v in row.items()}, period)
 
+    def _with_percentiles(self, select: str, tail: str, keys: list[str]) -> tuple[str, list[str]]:
+        """``select`` (the metrics, one scan) wrapped so that the same scan also yields p50/p95 picks.
+
+        Each group's values of ``duration_ms`` / ``ttft_ms`` are sorted once (``arraySort(groupArray)``);
+        the outer query picks ranks ``floor((n-1)q)`` and the one after and the fraction between them,
+        so Python interpolates as ``percentile_cont`` does. One scan instead of one per statistic: the
+        scan (with ``FINAL``) is what costs (bench/clickhouse.py).
+        """
+        arrays, picks, names = [], [], []
+        for name in ("duration_ms", "ttft_ms"):
+            column = self._q(name)
+            if column is None:
+                continue
+            arrays.append(f"arraySort(groupArray({column})) AS a_{name}")
+            for i, q in enumerate(QUANTILES):
+                a, h = f"a_{name}", f"(length(a_{name}) - 1) * {q!r}"
+                picks += [f"{a}[toUInt64(floor({h})) + 1] AS p_{name}_{i}_lo",
+                          f"{a}[least(toUInt64(floor({h})) + 2, length({a}))] AS p_{name}_{i}_hi",
+                          f"{h} - floor({h}) AS p_{name}_{i}_f"]
+            names.append(name)
+        if not arrays:
+            return f"SELECT {select} {tail}", names
+        inner = f"SELECT {select}, {', '.join(arrays)} {tail}"
+        return f"SELECT {', '.join(keys)}, {', '.join(picks)} FROM ({inner})", names  # noqa: S608
+
+    @staticmethod
+    def _picked(row: Mapping[str, Any], result: dict[str, Any], names: list[str]) -> None:
+        for name in names:
+            if not row[f"m_n_{name}"]:
+                continue
+            result[name] = {key: _interpolate(row[f"p_{name}_{i}_lo"], row[f"p_{name}_{i}_hi"],
+                                              float(row[f"p_{name}_{i}_f"]))
+                            for i, key in enumerate(("p50", "p95"))}
+
     def overview(self, period: Period, filters: Filters | None = None, *, medians: bool = True) -> dict[str, Any]:
-        """The ``stats --json`` object of ``period`` (the contract's keys, as the SQL side)."""
+        """The ``stats --json`` object of ``period`` (the contract's keys, as the SQL side); one scan."""
         params: dict[str, Any] = {}
         source = self._from(period, filters, params)
-        row = self._dicts(f"SELECT {self._metrics()} {source}", params)[0]
+        sql, names = self._with_percentiles(self._metrics(), source, _METRIC_NAMES)
+        row = self._dicts(sql, params)[0]
         result = self._shape(row, period)
-        picks, plan = [], []
-        for name in ("duration_ms", "ttft_ms"):
-            column, n = self._q(name), _integer(row[f"m_n_{name}"])
-            if column is None or n == 0:
-                continue
-            levels = []
-            for key, q in zip(("p50", "p95"), QUANTILES, strict=True):
-                if key == "p50" and not medians:
-                    continue
-                h = (n - 1) * q
-                low = math.floor(h)
-                # quantileExact(level) returns the value at 0-based rank floor(level * n): these levels
-                # land half a rank inside ranks low and low+1 (clamped to the top by the server).
-                levels += [(low + 0.5) / n, (low + 1.5) / n]
-                plan.append((name, key, h - low))
-            # Levels are parameters of the aggregate (constants in the SQL text), computed here, never given.
-            picks.append(f"quantilesExact({', '.join(repr(v) for v in levels)})({column})")
-        if picks:
-            values = self._run(f"SELECT {', '.join(picks)} {source}", params)[0]
-            flat = [v for array in values for v in array]
-            for i, (name, key, fraction) in enumerate(plan):
-                result[name][key] = _interpolate(flat[2 * i], flat[2 * i + 1], fraction)
+        self._picked(row, result, names)
         return result
 
     def groups(self, period: Period, by: str, filters: Filters | None = None, *, limit: int = 50,
                percentiles: bool = True) -> list[dict[str, Any]]:
-        """The overview per value of field ``by``, largest first (at most ``limit`` groups)."""
+        """The overview per value of field ``by``, largest first (at most ``limit`` groups); one scan."""
         group = quote(self._require(by))
         params: dict[str, Any] = {"limit": max(1, min(limit, _GROUPS_MAX))}
         source = self._from(period, filters, params)
-        rows = self._dicts(f"SELECT {group} AS g_value, {self._metrics()} {source} GROUP BY g_value "
-                           "ORDER BY m_interactions DESC, g_value LIMIT %(limit)s", params)
-        shaped = [{**self._shape(r, period), "value": r["g_value"]} for r in rows]
-        if percentiles and shaped:
-            for name in ("duration_ms", "ttft_ms"):
-                column = self._q(name)
-                if column is None:
-                    continue
-                found = self._group_percentiles(group, column, source, params)
-                for item in shaped:
-                    item[name] = found.get(item["value"], item[name])
+        select = f"{group} AS g_value, {self._metrics()}"
+        tail = f"{source} GROUP BY g_value ORDER BY m_interactions DESC, g_value LIMIT %(limit)s"
+        names: list[str] = []
+        if percentiles:
+            sql, names = self._with_percentiles(select, tail, ["g_value", *_METRIC_NAMES])
+            sql += " ORDER BY m_interactions DESC, g_value"  # the outer query keeps the inner order only by luck
+        else:
+            sql = f"SELECT {select} {tail}"
+        shaped = []
+        for row in self._dicts(sql, params):
+            item = {**self._shape(row, period), "value": row["g_value"]}
+            self._picked(row, item, names)
+            shaped.append(item)
         return shaped
-
-    def _group_percentiles(self, group: str, column: str, source: str,
-                           params: dict[str, Any]) -> dict[Any, dict[str, float | None]]:
-        # Per group n differs, so the ranks are computed by the server from each group's sorted values.
-        picks = []
-        for q in QUANTILES:
-            h = f"(length(a) - 1) * {q!r}"
-            picks += [f"a[toUInt64(floor({h})) + 1]", f"a[least(toUInt64(floor({h})) + 2, length(a))]",
-                      f"{h} - floor({h})"]
-        sql = (f"SELECT g, length(a), {', '.join(picks)} FROM (SELECT {group} AS g, "  # noqa: S608
-               f"arraySort(groupArray({column})) AS a {source} GROUP BY g)")
-        found: dict[Any, dict[str, float | None]] = {}
-        for row in self._run(sql, params):
-            if not row[1]:
-                continue
-            found[row[0]] = {"p50": _interpolate(row[2], row[3], float(row[4])),
-                             "p95": _interpolate(row[5], row[6], float(row[7]))}
-        return found
 
     def timeseries(self, period: Period, filters: Filters | None = None, *,
                    bucket: str = "auto") -> list[dict[str, Any]]:
