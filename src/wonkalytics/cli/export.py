@@ -42,7 +42,7 @@ def export(
     try:
         period = make_period(since, until, tz)
         reader = open_reader(database_url, table)
-        columns = list(reader.table.c.keys())
+        columns = reader.columns()
         rows = reader.iter_rows(period, events=events)
         target = output.open("w", encoding="utf-8", newline="") if output else nullcontext(sys.stdout)
         count = 0

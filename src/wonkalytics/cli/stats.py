@@ -15,19 +15,30 @@ from rich.text import Text
 
 from wonkalytics.errors import WonkalyticsError
 from wonkalytics.settings import load_settings
-from wonkalytics.store.queries import Period, ReadStore, make_period
+from wonkalytics.store import reader as readers
+from wonkalytics.store.queries import Period, make_period
+from wonkalytics.store.reader import Reader
 
-DatabaseUrl = Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: WONKALYTICS_DATABASE_URL or sqlite)")]
+DatabaseUrl = Annotated[str | None, typer.Option(
+    help="URL to read: SQLAlchemy or clickhouse:// (default: WONKALYTICS_READ_URL, else WONKALYTICS_DATABASE_URL "
+         "or sqlite)")]
 TableName = Annotated[str | None, typer.Option(help="Table name (default: WONKALYTICS_TABLE)")]
 Since = Annotated[str | None, typer.Option(help="Start: ISO date/datetime or a duration ago (24h, 7d) [default: 7d]")]
 Until = Annotated[str | None, typer.Option(help="End: ISO date (the whole day counts) or datetime [default: now]")]
 Tz = Annotated[str, typer.Option(help="IANA time zone for day boundaries, e.g. Europe/Amsterdam")]
 
 
-def open_reader(database_url: str | None, table: str | None) -> ReadStore:
-    """A :class:`ReadStore` on the table the options (or the settings) name."""
-    settings = load_settings(database_url=database_url, table=table)
-    return ReadStore(settings.url(), settings.table, settings.column_map)
+def open_reader(database_url: str | None, table: str | None) -> Reader:
+    """The :class:`~wonkalytics.store.reader.Reader` of the table the options (or the settings) name.
+
+    ``--database-url`` (any engine, ClickHouse included) wins over ``WONKALYTICS_READ_URL``, which
+    wins over ``WONKALYTICS_DATABASE_URL``: the read side may read a replica while the writer keeps
+    its own database.
+    """
+    settings = load_settings(read_url=database_url, table=table)
+    return readers.open_reader(settings.read_target(), settings.table, settings.column_map,
+                               connect_timeout=settings.connect_timeout,
+                               statement_timeout=settings.statement_timeout)
 
 
 def fail(message: object) -> typer.Exit:

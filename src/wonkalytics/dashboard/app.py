@@ -1,11 +1,12 @@
 """The local web dashboard: FastAPI, server-rendered Jinja2 pages, Plotly charts served by the app itself.
 
->>> from wonkalytics.store.queries import ReadStore
->>> app = create_app(ReadStore("sqlite:///wonkalytics.db", "wonkalytics_interactions"))  # connects on first request
+>>> from wonkalytics.store.reader import open_reader
+>>> app = create_app(open_reader("sqlite:///wonkalytics.db", "wonkalytics_interactions"))  # connects on first request
 >>> sorted(r.path for r in app.routes if r.path.startswith("/api/"))[:3]
 ['/api/fields', '/api/groups', '/api/interactions']
 
-Every page reads through :class:`~wonkalytics.store.queries.ReadStore` (read-only transactions). The
+Every page reads through a :class:`~wonkalytics.store.reader.Reader` (SQL in read-only transactions, or
+ClickHouse): the app never learns which engine answers. The
 charting library's JavaScript is the ``plotly.min.js`` inside the installed ``plotly`` package, served
 at ``/vendor/plotly.min.js``: nothing is loaded from a CDN, so the dashboard works with no network.
 With a ``token``, every request must carry it (``Authorization: Bearer``, ``?token=`` or the cookie
@@ -32,6 +33,7 @@ from wonkalytics.dashboard.detail import detail_sections
 from wonkalytics.dashboard.params import View
 from wonkalytics.errors import StoreError, UnknownColumnError
 from wonkalytics.store.queries import SORTABLE, ReadStore
+from wonkalytics.store.reader import Reader, as_reader
 
 __all__ = ["create_app", "plotly_js_path"]
 
@@ -80,8 +82,12 @@ def _kpis(now: dict[str, Any], before: dict[str, Any]) -> list[dict[str, Any]]:
     return cards
 
 
-def create_app(reader: ReadStore, *, token: str | None = None, default_tz: str = "UTC") -> FastAPI:
-    """The dashboard app on ``reader``'s table; with ``token`` every request must present it."""
+def create_app(reader: Reader | ReadStore, *, token: str | None = None, default_tz: str = "UTC") -> FastAPI:
+    """The dashboard app on ``reader``'s table (any engine); with ``token`` every request must present it."""
+    return _routes(as_reader(reader), token, default_tz)
+
+
+def _routes(reader: Reader, token: str | None, default_tz: str) -> FastAPI:
     app = FastAPI(title="Wonkalytics", docs_url=None, redoc_url=None, openapi_url=None)
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
@@ -133,7 +139,7 @@ def create_app(reader: ReadStore, *, token: str | None = None, default_tz: str =
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
-        reader.table  # noqa: B018 - reflecting the table proves the database answers and the table exists
+        reader.probe()  # the database answers and the table exists
         return {"status": "ok"}  # open without the token (load balancers), so it names nothing
 
     @app.get("/favicon.ico", include_in_schema=False)
@@ -153,7 +159,7 @@ def create_app(reader: ReadStore, *, token: str | None = None, default_tz: str =
         fields = [f for f in reader.category_fields() if f not in _BREAKDOWNS and f not in ("model", "status")]
         by = view.extra.get("by") or (fields[0] if fields else None)
         return page(request, "overview.html", view=view, overview=now, kpis=_kpis(now, before),
-                    breakdowns=[f for f in _BREAKDOWNS if reader.column(f) is not None], fields=fields, by=by,
+                    breakdowns=[f for f in _BREAKDOWNS if reader.field_column(f) is not None], fields=fields, by=by,
                     empty=now["interactions"] == 0)
 
     @app.get("/interactions", response_class=HTMLResponse)
@@ -162,9 +168,9 @@ def create_app(reader: ReadStore, *, token: str | None = None, default_tz: str =
         result = checked(lambda: reader.interactions(view.period, view.filters, sort=view.sort,
                                                      descending=view.descending, page=view.page))
         models = [g["value"] for g in reader.groups(view.period, "model", limit=100, percentiles=False)
-                  if g["value"] is not None] if reader.column("model") is not None else []
+                  if g["value"] is not None] if reader.field_column("model") is not None else []
         return page(request, "interactions.html", view=view, result=result, models=models,
-                    sortable=[s for s in SORTABLE if reader.column(s) is not None], local=_local(view))
+                    sortable=[s for s in SORTABLE if reader.field_column(s) is not None], local=_local(view))
 
     @app.get("/interactions/{key}", response_class=HTMLResponse)
     def detail_page(request: Request, key: str) -> HTMLResponse:
@@ -224,10 +230,10 @@ def create_app(reader: ReadStore, *, token: str | None = None, default_tz: str =
     @app.get("/export.csv")
     def export_csv(request: Request) -> StreamingResponse:
         view = view_of(request)
-        checked(lambda: reader.where(view.period, view.filters))  # a bad filter fails before streaming starts
+        checked(lambda: reader.check(view.period, view.filters))  # a bad filter fails before streaming starts
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         return StreamingResponse(
-            csv_lines(reader.iter_rows(view.period, view.filters, events=False), list(reader.table.c.keys())),
+            csv_lines(reader.iter_rows(view.period, view.filters, events=False), reader.columns()),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{reader.name}-{stamp}.csv"'})
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from wonkalytics.store.queries import ReadStore
+from wonkalytics.store.reader import Reader
 
 __all__ = ["SECTIONS", "detail_sections", "split_messages"]
 
@@ -62,16 +62,16 @@ def _pretty_json(text: Any) -> str | None:
         return str(text)
 
 
-def detail_sections(reader: ReadStore, row: dict[str, Any], local: Callable[[Any], str]) -> dict[str, Any]:
+def detail_sections(reader: Reader, row: dict[str, Any], local: Callable[[Any], str]) -> dict[str, Any]:
     """The template context of the detail page of ``row`` (column names resolved through ``reader``)."""
     used: set[str] = set()
 
     def get(name: str) -> Any:
-        column = reader.column(name)
+        column = reader.field_column(name)
         if column is None:
             return None
-        used.add(column.name)
-        return row.get(column.name)
+        used.add(column)
+        return row.get(column)
 
     boxes = []
     for title, names in SECTIONS.items():
@@ -79,9 +79,9 @@ def detail_sections(reader: ReadStore, row: dict[str, Any], local: Callable[[Any
         if items:
             boxes.append({"title": title, "items": items})
     texts = {name: get(name) for name in _TEXTS}
-    key = reader.key_column()
+    key = reader.key_name()
     if key is not None:
-        used.add(key.name)
+        used.add(key)
     app_fields = [(k, str(v)) for k, v in row.items() if k not in used and v not in (None, "")]
     if app_fields:
         boxes.append({"title": "App fields", "items": app_fields})

@@ -1,7 +1,7 @@
 """ClickHouse, the engine for interactions that outgrow a row store: URL, connection, tables, types.
 
 Shared by the ClickHouse sink (:mod:`wonkalytics.sinks.clickhouse`) and the ClickHouse read side
-(:mod:`wonkalytics.store.clickhouse_queries`). It talks the native protocol through
+(:mod:`wonkalytics.store.clickhouse_reads`). It talks the native protocol through
 ``clickhouse-driver`` (the ``[clickhouse]`` extra), imported only when a ClickHouse URL is used.
 
 Two tables, both created on first write:

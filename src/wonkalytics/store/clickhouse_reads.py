@@ -1,0 +1,465 @@
+"""The read side on ClickHouse: the same questions as :mod:`wonkalytics.store.queries`, the same answers.
+
+>>> url = "clickhouse://default@127.0.0.1:9000/default"
+>>> reader = ClickHouseReads.open(url, "wonkalytics_interactions")  # doctest: +SKIP
+>>> reader.overview(make_period("7d"))["interactions"]              # doctest: +SKIP
+42
+
+A :class:`~wonkalytics.store.reader.Reader`: ``stats``, ``export`` and the dashboard use it without
+knowing the engine. Every query reads :func:`~wonkalytics.store.clickhouse_relation.relation_sql`
+(``FINAL``, updates latest-wins), so it is exact before ClickHouse merges anything. It aggregates on
+read: a materialized view would count a retried batch twice and miss every later score.
+
+Same answers as the SQL side: the period's bounds are computed in Python (the viewer's zone) and
+bound as UTC; buckets are UTC hours (quarter hours for a zone such as Asia/Kolkata) moved into the
+zone by :func:`~wonkalytics.store.periods.rebucket`; percentiles interpolate linearly between the
+nearest ranks like ``percentile_cont``: the ranks ``floor((n-1)q)`` and the one after are picked
+from each group's sorted values in the same scan as the counts (18.16 has no
+``quantileExactInclusive``; ``quantilesExact`` needs its levels, so n, before the scan). Every
+query runs with ``max_execution_time`` (a query must never hang a page).
+
+SQL text is built here from identifiers only (the table's own column names, backquoted by
+:func:`~wonkalytics.store.clickhouse.quote`); every value is a ``%(name)s`` parameter of the driver.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import weakref
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from wonkalytics.errors import StoreError, UnknownColumnError
+from wonkalytics.store.clickhouse import ClickHouseTarget, quote
+from wonkalytics.store.clickhouse_relation import relation_sql
+from wonkalytics.store.fit import column_index, resolve_column
+from wonkalytics.store.periods import Period, make_period, needs_quarters, rebucket
+from wonkalytics.store.queries import CATEGORY_FIELDS, FIELD_ALIASES, QUANTILES, SORTABLE, Filters, Page, ReadStore
+
+if TYPE_CHECKING:
+    from clickhouse_driver import Client
+
+__all__ = ["ClickHouseReads", "make_period"]
+
+_PAGE_SIZE_MAX = 500
+_GROUPS_MAX = 1000
+_SNIPPET = 160
+_METRIC_NAMES = ["m_interactions", "m_users", "m_tenants", "m_status_ok", "m_status_error", "m_status_aborted",
+                 "m_scored", "m_avg_score", "m_prompt_tokens", "m_completion_tokens", "m_cost_usd", "m_n_duration_ms",
+                 "m_n_ttft_ms"]
+_SHOWN = ("timestamp", "model", "username", "tenant_id", "status", "score", "duration_ms", "ttft_ms",
+          "prompt_tokens", "completion_tokens", "cost_usd")
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def _integer(value: Any) -> int:
+    return 0 if value is None else int(value)
+
+
+def _plain(value: Any) -> Any:
+    """Aware datetimes (the driver's DateTime('UTC')) as naive UTC, the SQL side's form."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _second(moment: datetime) -> datetime:
+    """``moment`` (naive UTC) rounded up to a whole second: ``timestamp >= x`` and ``< x`` on a column of
+    whole seconds select the same rows as with the exact ``x`` (the driver sends seconds only)."""
+    whole = moment.replace(microsecond=0)
+    return whole + timedelta(seconds=1) if moment.microsecond else whole
+
+
+def _interpolate(low: Any, high: Any, fraction: float) -> float | None:
+    low_value, high_value = _number(low), _number(high)
+    if low_value is None:
+        return None
+    return low_value + fraction * ((high_value if high_value is not None else low_value) - low_value)
+
+
+def _disconnect_all(clients: list[Client]) -> None:
+    while clients:
+        clients.pop().disconnect()
+
+
+class ClickHouseReads:
+    """Read-only queries on the ClickHouse interactions table the sink writes (see the module docstring)."""
+
+    def __init__(self, target: ClickHouseTarget, column_map: Mapping[str, str] | None = None) -> None:
+        self.target = target
+        self.name = target.table
+        self.column_map = dict(column_map or {})
+        self._types: dict[str, str] | None = None
+        self._folded: dict[str, str] = {}
+        # A driver client is not thread-safe: each query borrows an idle one (or connects a new one) and
+        # gives it back; the idle ones are closed with the reader (close(), or when it is collected).
+        self._idle: list[Client] = []
+        self._lock = threading.Lock()
+        self._finalizer = weakref.finalize(self, _disconnect_all, self._idle)
+
+    @classmethod
+    def open(cls, url: str, table: str, column_map: Mapping[str, str] | None = None, *,
+             connect_timeout: float = 10.0, statement_timeout: float = 30.0) -> ClickHouseReads:
+        """Check ``url`` (the install hint when the extra is missing) and read ``table`` there."""
+        target = ClickHouseTarget.from_url(url, table, connect_timeout=connect_timeout,
+                                           statement_timeout=statement_timeout)
+        return cls(target, column_map)
+
+    def __repr__(self) -> str:
+        return f"ClickHouseReads({self.target.safe_url()!r}, table={self.name!r})"  # never the password
+
+    # -- connection, columns ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Disconnect the idle connections (a later query connects again)."""
+        with self._lock:
+            _disconnect_all(self._idle)
+
+    @contextmanager
+    def _client(self) -> Iterator[Client]:
+        with self._lock:
+            client = self._idle.pop() if self._idle else None
+        if client is None:
+            client = self.target.client()  # max_execution_time is in its settings
+        try:
+            yield client
+        except BaseException:
+            client.disconnect()  # mid-query failure: the connection's state is unknown
+            raise
+        with self._lock:
+            self._idle.append(client)
+
+    def _fail(self, exc: Exception) -> StoreError:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return StoreError(f"read ClickHouse table {self.name!r} at {self.target.safe_url()}: "
+                          f"{type(exc).__name__}: {first}")
+
+    def _run(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        try:
+            with self._client() as client:
+                rows: list[tuple[Any, ...]] = client.execute(sql, dict(params or {}))
+        except Exception as exc:
+            raise self._fail(exc) from None
+        return rows
+
+    def _dicts(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        try:
+            with self._client() as client:
+                rows, meta = client.execute(sql, dict(params), with_column_types=True)
+        except Exception as exc:
+            raise self._fail(exc) from None
+        names = [m[0] for m in meta]
+        return [{n: _plain(v) for n, v in zip(names, row, strict=True)} for row in rows]
+
+    def types(self) -> dict[str, str]:
+        """The table's columns and ClickHouse types (StoreError when the table does not exist)."""
+        if self._types is None:
+            try:
+                with self._client() as client:
+                    found = self.target.columns(client)
+            except Exception as exc:
+                raise self._fail(exc) from None
+            if not found:
+                raise StoreError(f"ClickHouse table {self.name!r} does not exist at {self.target.safe_url()}; "
+                                 "the ClickHouse sink creates it on its first write (WONKALYTICS_CLICKHOUSE_URL)")
+            self._types, self._folded = found, column_index(found)
+        return self._types
+
+    def columns(self) -> list[str]:
+        """The table's columns in table order."""
+        return list(self.types())
+
+    def field_column(self, name: str) -> str | None:
+        """The column of field ``name`` (column map, exact, case-insensitive), or None."""
+        types = self.types()
+        return resolve_column(FIELD_ALIASES.get(name, name), types, self.column_map, folded=self._folded)
+
+    def _require(self, name: str) -> str:
+        column = self.field_column(name)
+        if column is None:
+            raise UnknownColumnError(name, self.name, self.columns())
+        return column
+
+    def _q(self, name: str) -> str | None:
+        column = self.field_column(name)
+        return None if column is None else quote(column)
+
+    def key_name(self) -> str | None:
+        """``event_id``: the sorting key names one row (ClickHouse has no surrogate key)."""
+        return self.field_column("event_id")
+
+    def probe(self) -> None:
+        """Raise StoreError unless the server answers and the table exists."""
+        self._types = None
+        self.types()
+
+    def category_fields(self) -> list[str]:
+        """Breakdown fields: :data:`CATEGORY_FIELDS` the table has, and its own String columns."""
+        from wonkalytics.store.schema import DEFAULT_COLUMNS
+
+        known = {c.name for c in DEFAULT_COLUMNS}
+        names = [f for f in CATEGORY_FIELDS if self.field_column(f) is not None]
+        mapped = {c for f in names if (c := self.field_column(f)) is not None}
+        for column, type_ in self.types().items():
+            if "String" in type_ and column not in known and column not in mapped:
+                names.append(column)
+        return names
+
+    # -- the rows a query reads -------------------------------------------------------------------
+
+    def _updated(self) -> list[tuple[str, str]]:
+        try:
+            with self._client() as client:
+                rows = client.execute(f"SELECT DISTINCT key_field, field FROM {quote(self.target.updates)}")  # noqa: S608
+        except Exception as exc:
+            from clickhouse_driver import errors
+
+            if isinstance(exc, errors.ServerException) and exc.code == 60:  # UNKNOWN_TABLE: no updates yet
+                return []
+            raise self._fail(exc) from None
+        return [(str(k), str(f)) for k, f in rows]
+
+    def _source(self, period: Period | None, params: dict[str, Any], key: str | None = None) -> str:
+        """``(<relation>)`` of ``period`` (or of the one row ``key``), its values added to ``params``."""
+        timestamp = quote(self._require("timestamp"))
+        if period is not None:
+            since, until = period.utc_bounds
+            params["since"], params["until"] = _second(since), _second(until)
+            inner = (f"{timestamp} >= toDateTime(%(since)s, 'UTC') AND {timestamp} < toDateTime(%(until)s, 'UTC')")
+        else:
+            params["key"] = key
+            inner = f"{quote(self._require('event_id'))} = %(key)s"
+        return "(" + relation_sql(self.name, self.types(), inner, self._updated(), params) + ")"
+
+    def _where(self, filters: Filters | None, params: dict[str, Any], *, events: bool = False) -> str:
+        conditions = ["1"]
+        model = self._q("model")
+        if not events and model is not None:
+            conditions.append(f"{model} IS NOT NULL")
+        f = filters or Filters()
+        for n, (name, value) in enumerate((("model", f.model), ("tenant_id", f.tenant), ("username", f.user),
+                                           ("status", f.status), *f.fields.items())):
+            if value not in (None, ""):
+                params[f"w{n}"] = value
+                conditions.append(f"{quote(self._require(name))} = %(w{n})s")
+        for key, op, bound in (("smin", ">=", f.score_min), ("smax", "<=", f.score_max)):
+            if bound is not None:
+                params[key] = float(bound)
+                conditions.append(f"{quote(self._require('score'))} {op} %({key})s")
+        if f.text:
+            params["text"] = f.text
+            texts = [f"positionCaseInsensitiveUTF8(ifNull({c}, ''), %(text)s) > 0"
+                     for n in ("system_msg", "messages", "response") if (c := self._q(n)) is not None]
+            if texts:
+                conditions.append("(" + " OR ".join(texts) + ")")
+        return " AND ".join(conditions)
+
+    def check(self, period: Period, filters: Filters | None = None) -> None:
+        """Resolve every field ``filters`` name (UnknownColumnError before anything runs)."""
+        self._require("timestamp")
+        self._where(filters, {})
+
+    def _from(self, period: Period, filters: Filters | None, params: dict[str, Any], *, events: bool = False) -> str:
+        where = self._where(filters, params, events=events)
+        return f"FROM {self._source(period, params)} WHERE {where}"
+
+    # -- aggregates -------------------------------------------------------------------------------
+
+    def _metrics(self) -> str:
+        q = self._q
+        parts = ["count() AS m_interactions"]
+        for key, name in (("users", "username"), ("tenants", "tenant_id")):
+            c = q(name)
+            parts.append(f"{'uniqExact(' + c + ')' if c else 'NULL'} AS m_{key}")
+        status = q("status")
+        for value in ("ok", "error", "aborted"):
+            parts.append(f"{f'countIf({status} = {value!r})' if status else 'NULL'} AS m_status_{value}")
+        for key, fn, name in (("scored", "count", "score"), ("avg_score", "avg", "score"),
+                              ("prompt_tokens", "sum", "prompt_tokens"),
+                              ("completion_tokens", "sum", "completion_tokens"), ("cost_usd", "sum", "cost_usd"),
+                              ("n_duration_ms", "count", "duration_ms"), ("n_ttft_ms", "count", "ttft_ms")):
+            c = q(name)
+            parts.append(f"{fn + '(' + c + ')' if c else 'NULL'} AS m_{key}")
+        return ", ".join(parts)
+
+    @staticmethod
+    def _shape(row: Mapping[str, Any], period: Period) -> dict[str, Any]:
+        # The SQL side's shaping of the same metrics (named m_* here: ClickHouse 18.16 refuses an alias
+        # that shadows the column it aggregates).
+        return ReadStore._shape({k.removeprefix("m_"): v for k, v in row.items()}, period)
+
+    def _with_percentiles(self, select: str, tail: str, keys: list[str]) -> tuple[str, list[str]]:
+        """``select`` (the metrics, one scan) wrapped so that the same scan also yields p50/p95 picks.
+
+        Each group's values of ``duration_ms`` / ``ttft_ms`` are sorted once (``arraySort(groupArray)``);
+        the outer query picks ranks ``floor((n-1)q)`` and the one after and the fraction between them,
+        so Python interpolates as ``percentile_cont`` does. One scan instead of one per statistic: the
+        scan (with ``FINAL``) is what costs (bench/clickhouse.py).
+        """
+        arrays, picks, names = [], [], []
+        for name in ("duration_ms", "ttft_ms"):
+            column = self._q(name)
+            if column is None:
+                continue
+            arrays.append(f"arraySort(groupArray({column})) AS a_{name}")
+            for i, q in enumerate(QUANTILES):
+                a, h = f"a_{name}", f"(length(a_{name}) - 1) * {q!r}"
+                picks += [f"{a}[toUInt64(floor({h})) + 1] AS p_{name}_{i}_lo",
+                          f"{a}[least(toUInt64(floor({h})) + 2, length({a}))] AS p_{name}_{i}_hi",
+                          f"{h} - floor({h}) AS p_{name}_{i}_f"]
+            names.append(name)
+        if not arrays:
+            return f"SELECT {select} {tail}", names
+        inner = f"SELECT {select}, {', '.join(arrays)} {tail}"
+        return f"SELECT {', '.join(keys)}, {', '.join(picks)} FROM ({inner})", names  # noqa: S608
+
+    @staticmethod
+    def _picked(row: Mapping[str, Any], result: dict[str, Any], names: list[str]) -> None:
+        for name in names:
+            if not row[f"m_n_{name}"]:
+                continue
+            result[name] = {key: _interpolate(row[f"p_{name}_{i}_lo"], row[f"p_{name}_{i}_hi"],
+                                              float(row[f"p_{name}_{i}_f"]))
+                            for i, key in enumerate(("p50", "p95"))}
+
+    def overview(self, period: Period, filters: Filters | None = None, *, medians: bool = True) -> dict[str, Any]:
+        """The ``stats --json`` object of ``period`` (the contract's keys, as the SQL side); one scan."""
+        params: dict[str, Any] = {}
+        source = self._from(period, filters, params)
+        sql, names = self._with_percentiles(self._metrics(), source, _METRIC_NAMES)
+        row = self._dicts(sql, params)[0]
+        result = self._shape(row, period)
+        self._picked(row, result, names)
+        return result
+
+    def groups(self, period: Period, by: str, filters: Filters | None = None, *, limit: int = 50,
+               percentiles: bool = True) -> list[dict[str, Any]]:
+        """The overview per value of field ``by``, largest first (at most ``limit`` groups); one scan."""
+        group = quote(self._require(by))
+        params: dict[str, Any] = {"limit": max(1, min(limit, _GROUPS_MAX))}
+        source = self._from(period, filters, params)
+        select = f"{group} AS g_value, {self._metrics()}"
+        tail = f"{source} GROUP BY g_value ORDER BY m_interactions DESC, g_value LIMIT %(limit)s"
+        names: list[str] = []
+        if percentiles:
+            sql, names = self._with_percentiles(select, tail, ["g_value", *_METRIC_NAMES])
+            sql += " ORDER BY m_interactions DESC, g_value"  # the outer query keeps the inner order only by luck
+        else:
+            sql = f"SELECT {select} {tail}"
+        shaped = []
+        for row in self._dicts(sql, params):
+            item = {**self._shape(row, period), "value": row["g_value"]}
+            self._picked(row, item, names)
+            shaped.append(item)
+        return shaped
+
+    def timeseries(self, period: Period, filters: Filters | None = None, *,
+                   bucket: str = "auto") -> list[dict[str, Any]]:
+        """Totals per local hour or day of ``period`` (as the SQL side; every bucket present)."""
+        if bucket == "auto":
+            bucket = "hour" if period.until - period.since <= timedelta(days=3) else "day"
+        if bucket not in ("hour", "day"):
+            raise ValueError(f"bucket must be 'hour', 'day' or 'auto', not {bucket!r}")
+        timestamp = quote(self._require("timestamp"))
+        keys = [f"toStartOfHour({timestamp}) AS utc_hour"]
+        if needs_quarters(period):
+            keys.append(f"intDiv(toMinute({timestamp}), 15) * 15 AS quarter")
+        q = self._q
+        status = q("status")
+        sums = ["count() AS interactions"]
+        sums += [f"{f'countIf({status} = {v!r})' if status else 'NULL'} AS {v}" for v in ("error", "aborted")]
+        for key, fn, name in (("prompt_tokens", "sum", "prompt_tokens"),
+                              ("completion_tokens", "sum", "completion_tokens"), ("cost_usd", "sum", "cost_usd"),
+                              ("score_sum", "sum", "score"), ("duration_sum", "sum", "duration_ms"),
+                              ("scored", "count", "score"), ("priced", "count", "cost_usd"),
+                              ("timed", "count", "duration_ms")):
+            c = q(name)
+            sums.append(f"{fn + '(' + c + ')' if c else 'NULL'} AS s_{key}")
+        params: dict[str, Any] = {}
+        source = self._from(period, filters, params)
+        names = ", ".join(k.rsplit(" AS ", 1)[1] for k in keys)
+        rows = self._dicts(f"SELECT {', '.join(keys + sums)} {source} GROUP BY {names}", params)
+        return rebucket([{k.removeprefix("s_"): v for k, v in r.items()} for r in rows], period, bucket)
+
+    def score_distribution(self, period: Period, filters: Filters | None = None, *,
+                           bins: int = 10) -> list[dict[str, Any]]:
+        """Scored interactions per score range: ``[{"low", "high", "count"}]``."""
+        score = self._q("score")
+        if score is None:
+            return []
+        params: dict[str, Any] = {}
+        source = self._from(period, filters, params)
+        low, high, count = self._run(f"SELECT min({score}), max({score}), count({score}) {source}", params)[0]
+        if not count or low is None:
+            return []
+        low, high = float(low), float(high)
+        if high == low:
+            return [{"low": low, "high": high, "count": int(count)}]
+        width = (high - low) / bins
+        params.update(low=low, width=width)
+        counts = [0] * bins
+        for i, n in self._run(f"SELECT floor(({score} - %(low)s) / %(width)s) AS i, count() {source} "
+                              f"AND {score} IS NOT NULL GROUP BY i", params):
+            counts[min(int(i), bins - 1)] += int(n)  # the maximum itself falls into the last range
+        return [{"low": low + i * width, "high": low + (i + 1) * width, "count": n} for i, n in enumerate(counts)]
+
+    # -- rows -------------------------------------------------------------------------------------
+
+    def interactions(self, period: Period, filters: Filters | None = None, *, sort: str = "timestamp",
+                     descending: bool = True, page: int = 1, page_size: int = 50) -> Page:
+        """One page of interactions (newest first by default): list columns and text snippets."""
+        if sort not in SORTABLE:
+            raise ValueError(f"cannot sort by {sort!r}; choose one of: {', '.join(SORTABLE)}")
+        page, page_size = max(1, page), max(1, min(page_size, _PAGE_SIZE_MAX))
+        order_column = quote(self._require(sort))
+        key = self._q("event_id")
+        columns = [f"{c} AS {quote(n)}" for n in _SHOWN if (c := self._q(n)) is not None]
+        columns += [f"substringUTF8({c}, 1, {_SNIPPET}) AS {quote(n)}"
+                    for n in ("messages", "response") if (c := self._q(n)) is not None]
+        if key is not None:
+            columns.insert(0, f"{key} AS `key`")
+        direction = "DESC" if descending else "ASC"
+        order = [f"{order_column} {direction}"]
+        if sort != "timestamp":
+            order.insert(0, f"isNull({order_column}) ASC")  # rows without a value last, both directions
+        if key is not None and key != order_column:
+            order.append(f"{key} {direction}")
+        params: dict[str, Any] = {"offset": (page - 1) * page_size, "size": page_size}
+        source = self._from(period, filters, params)
+        total = self._run(f"SELECT count() {source}", params)[0][0]
+        rows = self._dicts(f"SELECT {', '.join(columns)} {source} ORDER BY {', '.join(order)} "
+                           "LIMIT %(offset)s, %(size)s", params)
+        return Page(rows=rows, total=int(total), page=page, page_size=page_size)
+
+    def interaction(self, key: str) -> dict[str, Any] | None:
+        """Every column of the row whose ``event_id`` is ``key`` (updates applied), or None."""
+        params: dict[str, Any] = {}
+        rows = self._dicts(f"SELECT * FROM {self._source(None, params, key)} LIMIT 1", params)  # noqa: S608
+        return rows[0] if rows else None
+
+    def iter_rows(self, period: Period, filters: Filters | None = None, *, events: bool = True,
+                  batch: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every row of ``period``, oldest first, streamed in blocks of ``batch`` (constant memory)."""
+        params: dict[str, Any] = {}
+        source = self._from(period, filters, params, events=events)
+        order = ", ".join(c for n in ("timestamp", "event_id") if (c := self._q(n)) is not None)
+        columns = self.columns()
+        client = self.target.client()  # its own connection: a stream may outlive one dashboard request
+        try:
+            stream = client.execute_iter(f"SELECT * {source} ORDER BY {order}", params,
+                                         settings={"max_block_size": max(1, batch)})
+            for row in stream:
+                yield {c: _plain(v) for c, v in zip(columns, row, strict=True)}
+        except Exception as exc:
+            raise self._fail(exc) from None
+        finally:
+            client.disconnect()

@@ -1,0 +1,89 @@
+"""The rows a ClickHouse read sees: the interactions table deduplicated, with its updates applied.
+
+>>> relation_sql("t", {"score": "Nullable(Float64)"}, "1", [])
+'SELECT * FROM `t` FINAL WHERE 1'
+
+Exact before ClickHouse merges anything:
+
+* **Duplicates** of a retried insert share the sorting key ``(toDate(timestamp), event_id)``: ``FINAL``
+  collapses them at read time (a materialized view would count them twice, and miss later scores).
+* **Updates** (``<table>_updates``, written by the sink) apply latest-wins: per key and field the
+  value with the largest ``at`` (``argMaxIf``), whether keyed by ``response_id`` (``score()``) or by
+  ``event_id`` (PromptLayer's follow-up): one ``ANY LEFT JOIN`` per key field, the later ``at`` of
+  the two winning. Repeated copies of one update (a retried batch) carry the same value.
+
+ClickHouse 18.16 rejects an alias that shadows a column it is computed from ("cyclic aliases"), so
+every step names its columns ``__s<step>_<i>`` and the last step gives them their names back; it also
+rejects ``if(c, NULL, x)`` with a Nullable ``x`` ("cannot be inside Nullable"): nulls are
+``CAST(NULL AS Nullable(T))``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from wonkalytics.store.clickhouse import column_kinds, quote
+
+__all__ = ["relation_sql"]
+
+_CONVERT = {"float": ("toFloat64OrNull({})", "Float64"), "int": ("toInt64OrNull({})", "Int64"),
+            "text": ("{}", "String")}
+
+
+def relation_sql(table: str, types: Mapping[str, str], inner_where: str,
+                 updated: Sequence[tuple[str, str]], params: dict[str, object] | None = None) -> str:
+    """``SELECT`` of the rows of ``table`` where ``inner_where`` holds, every column under its own name.
+
+    ``updated`` lists the ``(key_field, field)`` pairs the updates table holds; pairs naming no
+    column of this kind (a datetime, an unknown field) are left out. The values the statement needs
+    are added to ``params`` (``%(…)s``: bound, never spliced).
+    """
+    base = f"SELECT * FROM {quote(table)} FINAL WHERE {inner_where}"  # noqa: S608 - quoted names, bound values
+    kinds = column_kinds(types)
+    columns = list(types)
+    by_key: dict[str, list[str]] = {}
+    for key_field, field in updated:
+        if key_field in kinds and field in kinds and kinds[field] in _CONVERT and field not in _KEYS:
+            by_key.setdefault(key_field, []).append(field)
+    if not by_key:
+        return base
+    bound = params if params is not None else {}
+    fields = sorted({f for names in by_key.values() for f in names})
+    where = {f: i for i, f in enumerate(fields)}
+    step = [f"{quote(c)} AS __s0_{i}" for i, c in enumerate(columns)]
+    step += [f"toFloat64(0) AS __s0_a{j}" for j in range(len(fields))]
+    sql = f"SELECT {', '.join(step)} FROM ({base})"  # noqa: S608
+    for s, (key_field, names) in enumerate(sorted(by_key.items()), start=1):
+        bound[f"kf{s}"] = key_field
+        latest = [f"key AS __k{s}"]
+        for field in names:
+            j = where[field]
+            bound[f"f{s}_{j}"] = field
+            cond = f"field = %(f{s}_{j})s"
+            latest += [f"argMaxIf(value, at, {cond}) AS __u{s}_v{j}", f"maxIf(at, {cond}) AS __u{s}_a{j}",
+                       f"argMaxIf(is_null, at, {cond}) AS __u{s}_n{j}"]
+        updates = (f"SELECT {', '.join(latest)} FROM {quote(table + '_updates')} "  # noqa: S608
+                   f"WHERE key_field = %(kf{s})s GROUP BY key")
+        out = []
+        for i, column in enumerate(columns):
+            previous = f"__s{s - 1}_{i}"
+            if column in names:
+                j = where[column]
+                convert, type_ = _CONVERT[kinds[column]]
+                value = f"if(__u{s}_n{j} = 1, CAST(NULL AS Nullable({type_})), {convert.format(f'__u{s}_v{j}')})"
+                out.append(f"if(__u{s}_a{j} > __s{s - 1}_a{j}, {value}, {previous}) AS __s{s}_{i}")
+            else:
+                out.append(f"{previous} AS __s{s}_{i}")
+        for field, j in where.items():
+            at = (f"greatest(__u{s}_a{j}, __s{s - 1}_a{j})" if field in names else f"__s{s - 1}_a{j}")
+            out.append(f"{at} AS __s{s}_a{j}")
+        key = f"__s{s - 1}_{columns.index(key_field)}"
+        sql = (f"SELECT {', '.join(out)} FROM (SELECT *, ifNull({key}, '') AS __k{s} FROM ({sql})) "  # noqa: S608
+               f"ANY LEFT JOIN ({updates}) USING (__k{s})")
+    last = len(by_key)
+    names_back = ", ".join(f"__s{last}_{i} AS {quote(c)}" for i, c in enumerate(columns))
+    return f"SELECT {names_back} FROM ({sql})"  # noqa: S608
+
+
+# The sorting key and the join keys are never rewritten by an update.
+_KEYS = frozenset({"timestamp", "event_id"})
