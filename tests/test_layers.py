@@ -20,6 +20,7 @@ PACKAGE = Path(wonkalytics.__file__).parent
 FLOORS: dict[str, int] = {
     # ground floor: data types and helpers below every stage
     "_version": 0, "utc": 0, "interaction": 0, "ops": 0, "errors": 0, "internal_errors": 0, "access": 0,
+    "destinations": 0,  # spool destinations' keys and descriptions: stdlib and sqlalchemy only
     "store": 1,
     "settings": 2,  # checks URLs through store/; every sink's from_settings reads it
     "sinks": 3,
