@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from wonkalytics.errors import ConfigurationError, StoreError, UnknownColumnError, WonkalyticsError
-from wonkalytics.store import rollups
+from wonkalytics.store import rollup_keeper
 from wonkalytics.store.bulk import MIN_COPY_ROWS
 from wonkalytics.store.dialects import InsertPlan, ddl_statements, insert_plan, on_column_reflect, unique_column
 from wonkalytics.store.engine import (
@@ -350,13 +350,13 @@ class TableStore:
                 groups.append((keys, [dict(row)]))
 
         def insert(conn: Connection) -> int:
-            rolled = rollups.begin_insert(conn, state.table, rows, state.dedupe_on or state.filter_on)
+            rolled = rollup_keeper.begin_insert(conn, state.table, rows, state.dedupe_on or state.filter_on)
             count = sum(
                 self._insert_group(conn, state, self._plan(conn, state, keys), group)
                 for keys, group in groups
             )
             if rolled is not None:
-                rolled()  # the rollups of the rows that landed, in this transaction (store/rollups.py)
+                rolled()  # the rollups of the rows that landed, in this transaction (store/rollup_keeper.py)
             return count
 
         try:
@@ -427,7 +427,7 @@ class TableStore:
         # MySQL counts matched (not changed) rows because SQLAlchemy sets CLIENT_FOUND_ROWS.
         where = self.table.c[key_column] == key_value
         return self._transaction(
-            "update", lambda conn: rollups.update_where(conn, self.table, statement, where, column) > 0)
+            "update", lambda conn: rollup_keeper.update_where(conn, self.table, statement, where, column) > 0)
 
     # -- reading (tests, CLI, sinks) ----------------------------------------------------------------
 
