@@ -66,9 +66,9 @@ def both() -> Iterator[tuple[str, str, str]]:
     inserts = [Insert(built=Record("interaction" if r.get("model") else "event", r["event_id"], r)) for r in rows]
     updates = [Update(key=k, field=f, value=v, key_field=kf) for kf, k, f, v in UPDATES]
     for _ in range(2):  # a retried batch: the same event_ids and update ids land twice
-        assert sink.write(inserts[:50], lambda s: s) == []  # type: ignore[arg-type,return-value]
-        assert sink.write(inserts[50:], lambda s: s) == []  # type: ignore[arg-type,return-value]
-        assert sink.write(updates, lambda s: s) == []  # type: ignore[arg-type,return-value]
+        assert sink.write(inserts[:50]) == []
+        assert sink.write(inserts[50:]) == []
+        assert sink.write(updates) == []
     sink.close(1)
     yield pg, ch, table
     client = ClickHouseTarget.from_url(ch, table).client()
