@@ -60,6 +60,10 @@ DEDUPE_COLUMN = "event_id"
 _NAME_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _IN_CHUNK = 500  # SQL Server allows 2100 parameters per statement
 _DEADLOCK_ATTEMPTS = 5
+_DEADLOCK_JITTER = (0.005, 0.05)
+"""Seconds (times the attempt) a deadlock's victim waits before rerunning, drawn at random between these
+so the two victims of a deadlock do not collide again. Here, not in writer/retry.py: store/ is below the
+writer and imports nothing of it."""
 _T = TypeVar("_T")
 
 
@@ -516,7 +520,7 @@ class TableStore:
                     if attempt == _DEADLOCK_ATTEMPTS or not is_deadlock(exc):
                         raise
                 # Jitter so the two victims of a deadlock do not collide again.
-                time.sleep(random.uniform(0.005, 0.05) * attempt)
+                time.sleep(random.uniform(*_DEADLOCK_JITTER) * attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
     @contextmanager
