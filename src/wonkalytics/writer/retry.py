@@ -2,6 +2,8 @@
 
 >>> [round(backoff(n, jitter=1.0), 2) for n in range(1, 6)]
 [0.5, 1.0, 2.0, 2.0, 2.0]
+>>> [update_delay(n) for n in range(6)]
+[0.5, 1.0, 2.0, 4.0, 8.0, 15.0]
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ __all__ = [
     "UPDATE_RETRY_MAX",
     "UPDATE_RETRY_START",
     "backoff",
+    "update_delay",
 ]
 
 BACKOFF_START = 0.25
@@ -48,3 +51,9 @@ def backoff(attempt: int, *, jitter: float | None = None) -> float:
     """
     scale = random.uniform(0.5, 1.0) if jitter is None else jitter
     return float(min(MAX_BACKOFF, BACKOFF_START * 2.0**attempt) * scale)
+
+
+def update_delay(rounds: int) -> float:
+    """Wait before the next look of the updates that found no row, after ``rounds`` looks (0: the first):
+    doubling from UPDATE_RETRY_START, capped at UPDATE_RETRY_MAX (no jitter: one lane's own timer)."""
+    return float(min(UPDATE_RETRY_MAX, UPDATE_RETRY_START * 2**rounds))
