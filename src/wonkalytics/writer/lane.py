@@ -23,7 +23,7 @@ from wonkalytics.ops import Builder, Op, Outcome, RowNotFoundError, Update, enco
 from wonkalytics.sinks.base import Sink
 from wonkalytics.writer.delivery import Delivery
 from wonkalytics.writer.health import Counters, SinkHealth
-from wonkalytics.writer.retry import update_delay
+from wonkalytics.writer.retry import LANE_ERROR_PAUSE, update_delay
 from wonkalytics.writer.segments import SegmentDrain, describe
 from wonkalytics.writer.spool import Spool
 
@@ -277,7 +277,7 @@ class Lane(Delivery, SegmentDrain):
                 self._retry_pending()
             except Exception:
                 swallow(f"the {self.name} writer lane", "its ops stay queued and are retried")
-                self._stop.wait(1.0)
+                self._stop.wait(LANE_ERROR_PAUSE)
 
     def _drain(self) -> None:
         while not self._stop.is_set():

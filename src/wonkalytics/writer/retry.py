@@ -13,6 +13,7 @@ import random
 __all__ = [
     "BACKOFF_START",
     "ISOLATE_AFTER",
+    "LANE_ERROR_PAUSE",
     "MAX_BACKOFF",
     "POISON_STRIKES",
     "UPDATE_RETRY_MAX",
@@ -35,6 +36,10 @@ ISOLATE_AFTER = 3
 POISON_STRIKES = 3
 """Failures of a lone op, each while the destination answered a probe, after which it is set aside in the
 rejected-ops file (replayable) instead of being retried forever."""
+
+LANE_ERROR_PAUSE = 1.0
+"""Seconds a lane waits after an unexpected error of its own before its next round: its ops stay queued
+and are retried, and a bug that fails every round must not spin a core."""
 
 UPDATE_RETRY_START = 0.5
 """Seconds before an update that found no row looks again (the insert may be a moment behind, in
