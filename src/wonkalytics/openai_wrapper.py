@@ -22,7 +22,6 @@ Azure OpenAI when ``AZURE_OPENAI_ENDPOINT`` is set (with ``OPENAI_API_VERSION``,
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 from wonkalytics.capture.client import wrap
 from wonkalytics.internal_errors import swallow
 from wonkalytics.recorder import default_recorder
+from wonkalytics.settings import foreign_environ
 
 __all__ = ["OpenAIWrapper", "api_key"]
 
@@ -144,11 +144,12 @@ class OpenAIWrapper:
 
     def _new_client(self, is_async: bool) -> Any:
         module = self._module
-        if os.environ.get("AZURE_OPENAI_ENDPOINT"):
+        environ = foreign_environ()
+        if environ.get("AZURE_OPENAI_ENDPOINT"):
             cls = module.AsyncAzureOpenAI if is_async else module.AzureOpenAI
-            return cls(api_key=self.api_key or os.environ.get("AZURE_OPENAI_API_KEY"))
+            return cls(api_key=self.api_key or environ.get("AZURE_OPENAI_API_KEY"))
         cls = module.AsyncOpenAI if is_async else module.OpenAI
-        return cls(api_key=self.api_key, organization=os.environ.get("OPENAI_ORG_ID"))
+        return cls(api_key=self.api_key, organization=environ.get("OPENAI_ORG_ID"))
 
     def close(self) -> None:
         """Close the sync clients this wrapper made (async ones: :meth:`aclose`)."""

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -38,8 +39,20 @@ __all__ = [
     "check_database_url",
     "check_keywords",
     "check_redact",
+    "foreign_environ",
     "load_settings",
 ]
+
+def foreign_environ() -> Mapping[str, str]:
+    """The process environment, live, for the variables of other libraries we honour where they are used.
+
+    OpenAI's ``AZURE_OPENAI_ENDPOINT`` / ``AZURE_OPENAI_API_KEY`` / ``OPENAI_ORG_ID`` (read when the seed's
+    wrapper makes a client) and OpenTelemetry's ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``
+    (read when the OTel sink is made) are not settings: no ``WONKALYTICS_`` name, no ``configure()``
+    keyword, read at that moment as before. They are read through here so the environment has one home.
+    """
+    return os.environ
+
 
 REDACTOR_NAMES: tuple[str, ...] = ("email", "phone")
 """The built-in redactors a ``redact`` setting may name (``record.redact.BUILTIN_REDACTORS`` holds them)."""

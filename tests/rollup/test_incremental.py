@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from wonkalytics.store import rollups
+from wonkalytics.store import rollup_keeper
 from wonkalytics.store.engine import dispose_engines
 from wonkalytics.store.migrations import upgrade
 from wonkalytics.store.rollup_model import LEVELS, dimension_users, model_tables
@@ -69,7 +69,7 @@ def _prepared(url: str, name: str) -> tuple[TableStore, sa.Engine]:
     store = TableStore(url, name)
     store.create_table()
     upgrade(store.engine, name)
-    rollups.forget(store.table)
+    rollup_keeper.forget(store.table)
     return store, store.engine
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from wonkalytics.store import rollups
+from wonkalytics.store import rollup_keeper
 from wonkalytics.store.engine import dispose_engines
 from wonkalytics.store.migrations import upgrade
 from wonkalytics.store.periods import Period, make_period
@@ -69,7 +69,7 @@ def _prepared(url: str, name: str, fields: tuple[str, ...] = ("language",)) -> T
         for target in reversed(keeper.all_tables()):
             target.drop(conn, checkfirst=True)
         keeper.create(conn)
-    rollups.forget(store.table)
+    rollup_keeper.forget(store.table)
     return store
 
 
@@ -270,7 +270,7 @@ def test_a_day_level_added_later_is_read_only_for_the_days_it_holds_whole(db_url
         rows = [dict(r) for r in conn.execute(keeper.select_rows().where(
             keeper.columns["timestamp"] >= datetime(2026, 3, 7), keeper.columns["timestamp"] < cut)).mappings()]
         groups, users = keeper.aggregate(rows, -1)   # the morning of 03-07 is not in the day level
-        rollups.Keeper(store.table, None, ("language",)).apply(conn, DAY, keeper.levelled(groups, users)[1][1])
+        rollup_keeper.Keeper(store.table, None, ("language",)).apply(conn, DAY, keeper.levelled(groups, users)[1][1])
     reader = ReadStore(db_url, table_name)
     raw = _raw(store)
     period = make_period(*PERIODS[0])

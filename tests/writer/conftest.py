@@ -115,8 +115,7 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     import wonkalytics.writer.lane as lane_module
 
     monkeypatch.setattr(delivery_module, "backoff", lambda attempt: 0.01)
-    monkeypatch.setattr(lane_module, "UPDATE_RETRY_START", 0.01)
-    monkeypatch.setattr(lane_module, "UPDATE_RETRY_MAX", 0.05)
+    monkeypatch.setattr(lane_module, "update_delay", lambda rounds: min(0.05, 0.01 * 2**rounds))
 
 
 @pytest.fixture

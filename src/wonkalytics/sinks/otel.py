@@ -31,14 +31,13 @@ streams, ``gen_ai.client.operation.time_to_first_chunk`` (s).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from wonkalytics._version import __version__
 from wonkalytics.errors import ConfigurationError
 from wonkalytics.ops import Insert, Op
-from wonkalytics.settings import Settings
+from wonkalytics.settings import Settings, foreign_environ
 from wonkalytics.sinks.base import Rejection
 
 try:
@@ -65,15 +64,17 @@ _REQUEST_FLOATS = ("temperature", "top_p", "frequency_penalty", "presence_penalt
 _SCOPE = "wonkalytics"
 
 
-def capture_content_from_env(environ: Mapping[str, str] = os.environ) -> bool:
+def capture_content_from_env(environ: Mapping[str, str] | None = None) -> bool:
     """Whether ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` asks for prompt and answer text.
 
-    This is OpenTelemetry's own variable (shared with its OpenAI instrumentation), hence read here
-    rather than through our settings.
+    This is OpenTelemetry's own variable (shared with its OpenAI instrumentation), hence no setting
+    of ours: read from ``environ``, by default the process environment
+    (:func:`~wonkalytics.settings.foreign_environ`).
 
     >>> capture_content_from_env({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "True"})
     True
     """
+    environ = foreign_environ() if environ is None else environ
     return environ.get(CAPTURE_CONTENT_ENV, "").strip().lower() in _CONTENT_ON
 
 

@@ -41,7 +41,8 @@ from wonkalytics.errors import StoreError, UnknownColumnError, WonkalyticsError
 from wonkalytics.store.failures import store_error
 from wonkalytics.store.fit import column_index, resolve_column
 from wonkalytics.store.periods import Period, make_period, needs_quarters, parse_moment, rebucket
-from wonkalytics.store.rollup_reads import RollupReads, score_bins, utc_days
+from wonkalytics.store.rollup_plan import score_bins, utc_days
+from wonkalytics.store.rollup_reads import RollupReads
 from wonkalytics.store.search import SEARCH_FIELDS, SearchIndex, detect, search_condition
 from wonkalytics.store.sql import TableStore
 

@@ -30,9 +30,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -40,120 +39,30 @@ from sqlalchemy.engine import Connection
 
 from wonkalytics.errors import WonkalyticsError
 from wonkalytics.store.periods import Period
-from wonkalytics.store.rollup_model import DAY, QUARTER, Aggregate, Level, Users
+from wonkalytics.store.rollup_model import DAY, QUARTER, Aggregate, Users
+from wonkalytics.store.rollup_plan import (
+    APPROX,
+    SUMMED,
+    Found,
+    Plan,
+    Segment,
+    Totals,
+    quarter_ceil,
+    score_bins,
+    utc_days,
+)
 from wonkalytics.store.rollups import Rollup, probe_levels
-from wonkalytics.store.sketch import ALPHA, Sketch
+from wonkalytics.store.sketch import Sketch
 
 if TYPE_CHECKING:
     from wonkalytics.store.queries import Filters, ReadStore
 
-__all__ = ["APPROX", "Plan", "RollupReads", "Segment", "quarter_ceil", "utc_days"]
-
-APPROX = {"duration_ms": ALPHA, "ttft_ms": ALPHA}
-"""The ``approx`` entry of an answer whose percentiles come from sketches: figure -> relative error."""
+__all__ = ["APPROX", "Plan", "RollupReads", "Segment", "quarter_ceil", "score_bins", "utc_days"]
 
 _RECHECK = 60.0  # seconds before a table without rollup tables is probed again (init --upgrade meanwhile)
 _SKETCHES = ("duration_sketch", "ttft_sketch")
-_SUMMED = ("interactions", "errors", "aborted", "prompt_tokens", "completion_tokens", "priced", "scored", "timed",
-           "cost_usd", "score_sum", "duration_sum")
 _ALWAYS = datetime.min
 
-
-def quarter_ceil(moment: datetime) -> datetime:
-    """The first quarter-hour boundary at or after naive-UTC ``moment``."""
-    return QUARTER.ceil(moment)
-
-
-def utc_days(period: Period) -> bool:
-    """True when the local days of ``period`` are UTC days (the zone's offset is 0 throughout)."""
-    moment, step = period.since, timedelta(days=1)
-    while moment <= period.until + step:
-        if (moment.astimezone(period.tz).utcoffset() or timedelta()) != timedelta():
-            return False
-        moment += step
-    return True
-
-
-@dataclass(frozen=True)
-class Segment:
-    """Whole buckets ``[first, last)`` (naive UTC) of one level."""
-
-    level: Level
-    first: datetime
-    last: datetime
-
-
-@dataclass(frozen=True)
-class Plan:
-    """How one answer is split: whole buckets per level, the edge periods, the filters on rollup fields."""
-
-    segments: tuple[Segment, ...]
-    edges: tuple[Period, ...]
-    equal: tuple[tuple[str, Any], ...]   # rollup field -> the value a filter asks for
-    filtered: bool
-
-    @property
-    def first(self) -> datetime:
-        """The start of the first whole bucket."""
-        return self.segments[0].first
-
-    @property
-    def last(self) -> datetime:
-        """The end of the last whole bucket."""
-        return self.segments[-1].last
-
-
-@dataclass(frozen=True)
-class _Found:
-    keeper: Rollup
-    day_from: datetime | None   # the day level covers the days from here on (None: not read)
-@dataclass
-class _Totals:
-    """The figures of one group (or of the whole period) while whole buckets and edges are added up."""
-
-    sums: dict[str, float]
-    ok: int = 0
-    tenants: set[Any] | None = None
-    duration: Sketch | None = None
-    ttft: Sketch | None = None
-
-    @classmethod
-    def empty(cls) -> _Totals:
-        return cls(dict.fromkeys(_SUMMED, 0.0), 0, set(), Sketch(), Sketch())
-
-    def add_sums(self, status: Any, tenant: Any, values: Mapping[str, Any] | sa.RowMapping) -> None:
-        """Add one group's :data:`_SUMMED` figures (a rollup row's sums, or an edge aggregate's values)."""
-        for name in _SUMMED:
-            self.sums[name] += float(values.get(name) or 0)
-        if status == "ok":
-            self.ok += int(values["interactions"] or 0)
-        if self.tenants is not None and tenant is not None:
-            self.tenants.add(tenant)
-
-    def add_aggregate(self, status: Any, tenant: Any, agg: Aggregate) -> None:
-        self.add_sums(status, tenant, agg.values())
-        if self.duration is not None:
-            self.duration.merge(agg.duration)
-        if self.ttft is not None:
-            self.ttft.merge(agg.ttft)
-
-    def shape(self, period: Period, users: int) -> dict[str, Any]:
-        s = self.sums
-        scored = int(s["scored"])
-        result: dict[str, Any] = {
-            "since": period.since.isoformat(), "until": period.until.isoformat(),
-            "interactions": int(s["interactions"]), "users": users, "tenants": len(self.tenants or ()),
-            "status": {"ok": self.ok, "error": int(s["errors"]), "aborted": int(s["aborted"])},
-            "scored": scored, "avg_score": s["score_sum"] / scored if scored else None,
-            "duration_ms": {"p50": None, "p95": None}, "ttft_ms": {"p50": None, "p95": None},
-            "prompt_tokens": int(s["prompt_tokens"]), "completion_tokens": int(s["completion_tokens"]),
-            "cost_usd": s["cost_usd"] if s["priced"] else None,
-        }
-        for name, sketch in (("duration_ms", self.duration), ("ttft_ms", self.ttft)):
-            if sketch is not None and sketch.count:
-                result[name] = {"p50": sketch.quantile(0.5), "p95": sketch.quantile(0.95)}
-        result["approx"] = dict(APPROX)
-        return result
 
 
 class RollupReads:
@@ -161,12 +70,12 @@ class RollupReads:
 
     def __init__(self, reader: ReadStore) -> None:
         self._reader = reader
-        self._found: _Found | None = None
+        self._found: Found | None = None
         self._checked = -_RECHECK
 
     # -- what can be answered -----------------------------------------------------------------------
 
-    def _probe(self) -> _Found | None:
+    def _probe(self) -> Found | None:
         reader = self._reader
         table = reader.table
         try:
@@ -185,7 +94,7 @@ class RollupReads:
                 day_from = self._day_from(conn, ours) if DAY in levels else None
         except (WonkalyticsError, sa.exc.SQLAlchemyError):   # reading() wraps the error
             return None
-        return _Found(ours, day_from)
+        return Found(ours, day_from)
 
     @staticmethod
     def _day_from(conn: Connection, keeper: Rollup) -> datetime | None:
@@ -201,7 +110,7 @@ class RollupReads:
         low_q, low_d = (v if isinstance(v, datetime) else datetime.fromisoformat(str(v)) for v in (low_q, low_d))
         return _ALWAYS if low_d <= DAY.floor(low_q) else DAY.floor(low_d) + DAY.step
 
-    def found(self) -> _Found | None:
+    def found(self) -> Found | None:
         """The rollups (and how far their day level reaches) when they exist and match the table."""
         if self._found is not None or time.monotonic() - self._checked < _RECHECK:
             return self._found
@@ -361,7 +270,7 @@ class RollupReads:
         out: list[sa.RowMapping] = []
         for rollup, _, where in self._parts(plan):
             columns = [rollup.c[k] for k in keys]
-            sums = [sa.func.sum(rollup.c[n]).label(n) for n in _SUMMED]
+            sums = [sa.func.sum(rollup.c[n]).label(n) for n in SUMMED]
             out += conn.execute(sa.select(*columns, *sums).where(*where).group_by(*columns)).mappings().all()
         return out
 
@@ -384,18 +293,18 @@ class RollupReads:
     # -- answers -----------------------------------------------------------------------------------
 
     def totals(self, conn: Connection, plan: Plan, filters: Filters | None, by: str | None, *,
-               percentiles: bool) -> tuple[dict[Any, _Totals], Users]:
+               percentiles: bool) -> tuple[dict[Any, Totals], Users]:
         """Figures per value of ``by`` (key None without), whole buckets and edges added up; the edges' users."""
         keeper = self._keeper()
         field = self._field(keeper, by) if by is not None else None
         keys = ["status", "tenant_id"]
         if field is not None and field not in keys:
             keys.insert(0, field)
-        out: dict[Any, _Totals] = {}
+        out: dict[Any, Totals] = {}
 
-        def slot(value: Any) -> _Totals:
+        def slot(value: Any) -> Totals:
             if value not in out:
-                out[value] = _Totals.empty()
+                out[value] = Totals.empty()
                 if not percentiles:
                     out[value].duration = out[value].ttft = None
             return out[value]
@@ -421,7 +330,7 @@ class RollupReads:
         """The ``stats --json`` object of ``period`` from the rollups (``approx``: the sketch figures)."""
         with self._reader.reading() as conn:
             found_totals, edge_users = self.totals(conn, plan, filters, None, percentiles=True)
-            totals = found_totals.get(None, _Totals.empty())
+            totals = found_totals.get(None, Totals.empty())
             if plan.filtered and not self._by_model(plan, None):   # users by tenant/status/field: the table counts
                 users = self._reader.distinct_users(conn, period, filters).get(None, 0)
             else:
@@ -478,17 +387,3 @@ class RollupReads:
 def _order(value: Any) -> tuple[int, str]:
     # Ties in the number of interactions: by value, as the table's ORDER BY (NULL first, as most dialects)
     return (0, "") if value is None else (1, str(value))
-
-
-def score_bins(counts: Mapping[float, int], bins: int) -> list[dict[str, Any]]:
-    """``bins`` equal score ranges over ``counts`` (``{score: n}``), as the table's query computes them."""
-    if not counts:
-        return []
-    low, high = min(counts), max(counts)
-    if high == low:
-        return [{"low": low, "high": high, "count": sum(counts.values())}]
-    width = (high - low) / bins
-    binned = [0] * bins
-    for score, n in counts.items():
-        binned[min(int((score - low) / width), bins - 1)] += n
-    return [{"low": low + i * width, "high": low + (i + 1) * width, "count": n} for i, n in enumerate(binned)]

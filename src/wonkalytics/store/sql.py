@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from wonkalytics.errors import ConfigurationError, StoreError, UnknownColumnError, WonkalyticsError
-from wonkalytics.store import rollups
+from wonkalytics.store import rollup_keeper
 from wonkalytics.store.bulk import MIN_COPY_ROWS
 from wonkalytics.store.dialects import InsertPlan, ddl_statements, insert_plan, on_column_reflect, unique_column
 from wonkalytics.store.engine import (
@@ -60,6 +60,10 @@ DEDUPE_COLUMN = "event_id"
 _NAME_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _IN_CHUNK = 500  # SQL Server allows 2100 parameters per statement
 _DEADLOCK_ATTEMPTS = 5
+_DEADLOCK_JITTER = (0.005, 0.05)
+"""Seconds (times the attempt) a deadlock's victim waits before rerunning, drawn at random between these
+so the two victims of a deadlock do not collide again. Here, not in writer/retry.py: store/ is below the
+writer and imports nothing of it."""
 _T = TypeVar("_T")
 
 
@@ -350,13 +354,13 @@ class TableStore:
                 groups.append((keys, [dict(row)]))
 
         def insert(conn: Connection) -> int:
-            rolled = rollups.begin_insert(conn, state.table, rows, state.dedupe_on or state.filter_on)
+            rolled = rollup_keeper.begin_insert(conn, state.table, rows, state.dedupe_on or state.filter_on)
             count = sum(
                 self._insert_group(conn, state, self._plan(conn, state, keys), group)
                 for keys, group in groups
             )
             if rolled is not None:
-                rolled()  # the rollups of the rows that landed, in this transaction (store/rollups.py)
+                rolled()  # the rollups of the rows that landed, in this transaction (store/rollup_keeper.py)
             return count
 
         try:
@@ -427,7 +431,7 @@ class TableStore:
         # MySQL counts matched (not changed) rows because SQLAlchemy sets CLIENT_FOUND_ROWS.
         where = self.table.c[key_column] == key_value
         return self._transaction(
-            "update", lambda conn: rollups.update_where(conn, self.table, statement, where, column) > 0)
+            "update", lambda conn: rollup_keeper.update_where(conn, self.table, statement, where, column) > 0)
 
     # -- reading (tests, CLI, sinks) ----------------------------------------------------------------
 
@@ -516,7 +520,7 @@ class TableStore:
                     if attempt == _DEADLOCK_ATTEMPTS or not is_deadlock(exc):
                         raise
                 # Jitter so the two victims of a deadlock do not collide again.
-                time.sleep(random.uniform(0.005, 0.05) * attempt)
+                time.sleep(random.uniform(*_DEADLOCK_JITTER) * attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
     @contextmanager

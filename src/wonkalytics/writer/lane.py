@@ -23,7 +23,7 @@ from wonkalytics.ops import Builder, Op, Outcome, RowNotFoundError, Update, enco
 from wonkalytics.sinks.base import Sink
 from wonkalytics.writer.delivery import Delivery
 from wonkalytics.writer.health import Counters, SinkHealth
-from wonkalytics.writer.retry import UPDATE_RETRY_MAX, UPDATE_RETRY_START
+from wonkalytics.writer.retry import LANE_ERROR_PAUSE, update_delay
 from wonkalytics.writer.segments import SegmentDrain, describe
 from wonkalytics.writer.spool import Spool
 
@@ -277,7 +277,7 @@ class Lane(Delivery, SegmentDrain):
                 self._retry_pending()
             except Exception:
                 swallow(f"the {self.name} writer lane", "its ops stay queued and are retried")
-                self._stop.wait(1.0)
+                self._stop.wait(LANE_ERROR_PAUSE)
 
     def _drain(self) -> None:
         while not self._stop.is_set():
@@ -345,7 +345,7 @@ class Lane(Delivery, SegmentDrain):
         self._pending_keys[key] = self._pending_keys.get(key, 0) + 1
         if self._next_pending_at == math.inf:
             self._pending_rounds = 0
-            self._next_pending_at = time.monotonic() + UPDATE_RETRY_START
+            self._next_pending_at = time.monotonic() + update_delay(0)
 
     def _retry_pending(self) -> None:
         if not self._pending or time.monotonic() < self._next_pending_at or self._stop.is_set():
@@ -368,8 +368,7 @@ class Lane(Delivery, SegmentDrain):
             return
         if self._pending:
             self._pending_rounds = rounds
-            delay = min(UPDATE_RETRY_MAX, UPDATE_RETRY_START * 2**rounds)
-            self._next_pending_at = time.monotonic() + delay
+            self._next_pending_at = time.monotonic() + update_delay(rounds)
 
     # -- ops refused for good ----------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 >>> [round(backoff(n, jitter=1.0), 2) for n in range(1, 6)]
 [0.5, 1.0, 2.0, 2.0, 2.0]
+>>> [update_delay(n) for n in range(6)]
+[0.5, 1.0, 2.0, 4.0, 8.0, 15.0]
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ import random
 __all__ = [
     "BACKOFF_START",
     "ISOLATE_AFTER",
+    "LANE_ERROR_PAUSE",
     "MAX_BACKOFF",
     "POISON_STRIKES",
     "UPDATE_RETRY_MAX",
     "UPDATE_RETRY_START",
     "backoff",
+    "update_delay",
 ]
 
 BACKOFF_START = 0.25
@@ -33,6 +37,10 @@ POISON_STRIKES = 3
 """Failures of a lone op, each while the destination answered a probe, after which it is set aside in the
 rejected-ops file (replayable) instead of being retried forever."""
 
+LANE_ERROR_PAUSE = 1.0
+"""Seconds a lane waits after an unexpected error of its own before its next round: its ops stay queued
+and are retried, and a bug that fails every round must not spin a core."""
+
 UPDATE_RETRY_START = 0.5
 """Seconds before an update that found no row looks again (the insert may be a moment behind, in
 another worker process)."""
@@ -48,3 +56,9 @@ def backoff(attempt: int, *, jitter: float | None = None) -> float:
     """
     scale = random.uniform(0.5, 1.0) if jitter is None else jitter
     return float(min(MAX_BACKOFF, BACKOFF_START * 2.0**attempt) * scale)
+
+
+def update_delay(rounds: int) -> float:
+    """Wait before the next look of the updates that found no row, after ``rounds`` looks (0: the first):
+    doubling from UPDATE_RETRY_START, capped at UPDATE_RETRY_MAX (no jitter: one lane's own timer)."""
+    return float(min(UPDATE_RETRY_MAX, UPDATE_RETRY_START * 2**rounds))

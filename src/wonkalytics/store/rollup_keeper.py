@@ -1,0 +1,280 @@
+"""The writer's incremental upkeep of the rollups (see :mod:`wonkalytics.store.rollups`).
+
+:func:`begin_insert` and :func:`update_where` are the hooks :mod:`wonkalytics.store.sql` calls in the
+insert's / update's transaction: a :class:`Keeper` (a :class:`~wonkalytics.store.rollups.Rollup` whose
+tables exist) adds the batch's deltas to every level with a few statements per level (not per key).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from wonkalytics.store.rollup_model import METRICS, Aggregate, Deltas, Groups, Level, Users, combine, stored
+from wonkalytics.store.rollups import Rollup, probe_levels
+
+__all__ = ["Keeper", "begin_insert", "forget", "keeper_for", "update_where"]
+
+
+def _dialect_insert(conn: Connection) -> Any:
+    """The dialect's ``insert`` construct with UPSERT clauses, or None where there is none."""
+    name = conn.dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert
+    if name in ("mysql", "mariadb"):
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        return mysql_insert
+    return None
+
+
+def _insert_missing(conn: Connection, target: sa.Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
+    """Insert the ``rows`` whose ``keys`` are not there yet, in one statement (the dialect's UPSERT).
+
+    The insert that does nothing when the row exists also takes the row lock on PostgreSQL/MariaDB,
+    so two writers merging the same key serialise here (rows sorted by key: no lock-order deadlock).
+    """
+    insert = _dialect_insert(conn)
+    if insert is None:   # SQL Server and others: look first (the transaction's isolation guards the race)
+        for values in rows:
+            where = [target.c[k] == values[k] for k in keys]
+            if conn.execute(sa.select(sa.func.count()).select_from(target).where(*where)).scalar_one() == 0:
+                conn.execute(sa.insert(target).values(values))
+        return
+    statement = insert(target)
+    if conn.dialect.name in ("mysql", "mariadb"):
+        statement = statement.on_duplicate_key_update({keys[0]: statement.inserted[keys[0]]})
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=keys)
+    conn.execute(statement, rows)
+
+
+_CHUNK = 500  # keys per IN (...) list
+
+
+class Keeper(Rollup):
+    """:class:`Rollup` of a table whose rollup tables exist, applying deltas in the writer's transaction."""
+
+    def apply(self, conn: Connection, level: Level, deltas: Deltas) -> None:
+        """Add the deltas to ``level``'s stored rows: a handful of statements per table, whatever the keys.
+
+        Missing rows are created (one multi-row UPSERT), every touched row is read locked (one SELECT
+        per 500 keys), merged in Python and written back (one executemany UPDATE); emptied rows deleted.
+        """
+        rollup, people = self.tables[level]
+        self._apply_rows(conn, rollup, self.names, deltas.groups)
+        self._apply_users(conn, people, ("bucket", "username"), deltas.users)
+        if level in self.models:
+            rows, users = self.models[level]
+            self._apply_rows(conn, rows, ("model",), deltas.models)
+            self._apply_users(conn, users, ("bucket", "model", "username"), deltas.model_users)
+            for i, users_by in self.by[level].items():
+                self._apply_users(conn, users_by, ("bucket", "value", "username"), deltas.by.get(i, {}))
+
+    @staticmethod
+    def _apply_rows(conn: Connection, r: sa.Table, names: Sequence[str], groups: Groups) -> None:
+        if not groups:
+            return
+        keys = sorted(groups)
+        dialect = conn.dialect.name
+        fresh = dialect in ("sqlite", "postgresql")
+        if not fresh:   # insert the missing rows empty first: the UPSERT takes the lock of a row a peer inserts
+            _insert_missing(conn, r, [{"key_hash": k, "bucket": groups[k][0],
+                                       **dict(zip(names, groups[k][1], strict=True))} for k in keys], ["key_hash"])
+        found = Keeper._locked(conn, r, keys)
+        if fresh and len(found) < len(keys):
+            # SQLite and PostgreSQL: the rows not there yet are inserted with their figures at once (one
+            # statement less per table and batch, the steady state reads and updates only: bench/writer_cpu.py).
+            # PostgreSQL: a row a concurrent writer inserted meanwhile is skipped (ON CONFLICT DO NOTHING,
+            # not RETURNED) and merged below like any stored row. SQLite holds the database's write lock.
+            new = [k for k in keys if k not in found and groups[k][2].counts.get("interactions", 0) > 0]
+            rows = [{"key_hash": k, "bucket": groups[k][0], **dict(zip(names, groups[k][1], strict=True)),
+                     **groups[k][2].values()} for k in new]
+            inserted = set(new)
+            if rows and dialect == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+                statement = pg_insert(r).on_conflict_do_nothing(index_elements=["key_hash"]).returning(r.c.key_hash)
+                inserted = set(conn.scalars(statement, rows))
+                found.update(Keeper._locked(conn, r, [k for k in new if k not in inserted]))
+            elif rows:
+                conn.execute(sa.insert(r), rows)
+            keys = [k for k in keys if k not in inserted and k in found]
+        changed, emptied = [], []
+        for key in keys:
+            merged = combine(found[key], groups[key][2])
+            if merged.counts.get("interactions", 0) <= 0:
+                emptied.append(key)
+            else:
+                changed.append({"k_key": key, **{f"v_{c}": v for c, v in merged.values().items()}})
+        if changed:
+            update = sa.update(r).where(r.c.key_hash == sa.bindparam("k_key"))
+            conn.execute(update.values({c: sa.bindparam(f"v_{c}") for c in METRICS}), changed)
+        for start in range(0, len(emptied), _CHUNK):
+            conn.execute(sa.delete(r).where(r.c.key_hash.in_(emptied[start:start + _CHUNK])))
+
+    @staticmethod
+    def _locked(conn: Connection, r: sa.Table, keys: Sequence[str]) -> dict[str, Aggregate]:
+        """The stored rows of ``keys`` (locked for update where the dialect locks rows)."""
+        found: dict[str, Aggregate] = {}
+        for start in range(0, len(keys), _CHUNK):
+            query = sa.select(r).where(r.c.key_hash.in_(keys[start:start + _CHUNK]))
+            if conn.dialect.name != "sqlite":
+                query = query.with_for_update()
+            for row in conn.execute(query).mappings():
+                found[row["key_hash"]] = stored(dict(row))
+        return found
+
+    @staticmethod
+    def _apply_users(conn: Connection, u: sa.Table, keys: Sequence[str], users: Users) -> None:
+        deltas: list[dict[str, Any]] = [{**dict(zip(keys, k, strict=True)), "n": n}
+                                        for k, n in sorted(users.items()) if n]
+        if not deltas:
+            return
+        insert = _dialect_insert(conn)
+        if insert is None:
+            _insert_missing(conn, u, [{**x, "n": 0} for x in deltas], list(keys))
+            for x in deltas:
+                conn.execute(sa.update(u).where(*[u.c[k] == x[k] for k in keys]).values(n=u.c.n + x["n"]))
+        else:
+            statement = insert(u)
+            if conn.dialect.name in ("mysql", "mariadb"):
+                statement = statement.on_duplicate_key_update(n=u.c.n + statement.inserted.n)
+            else:
+                statement = statement.on_conflict_do_update(index_elements=list(keys),
+                                                            set_={"n": u.c.n + statement.excluded.n})
+            conn.execute(statement, deltas)
+        gone = sorted({k[0] for k, n in users.items() if n < 0})
+        for start in range(0, len(gone), _CHUNK):
+            conn.execute(sa.delete(u).where(u.c.n <= 0, u.c.bucket.in_(gone[start:start + _CHUNK])))
+
+    def apply_all(self, conn: Connection, groups: Groups, users: Users) -> None:
+        """Apply quarter-hour deltas to every level this keeper keeps."""
+        for level, deltas in self.levelled(groups, users):
+            self.apply(conn, level, deltas)
+
+    def canonical(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """A row keyed by the table's column names -> keyed by our field names."""
+        return {name: row.get(column.name) for name, column in self.columns.items()}
+
+    def touches(self, column: str) -> bool:
+        """Whether an update of ``column`` changes a rollup figure."""
+        return any(c.name == column for c in self.columns.values())
+
+
+def keeper_for(conn: Connection, table: sa.Table) -> Keeper | None:
+    """The keeper of ``table``'s rollups when ``<table>_rollup`` exists (its app fields read from it), else None."""
+    found = probe_levels(conn, table)
+    if found is None:
+        return None
+    try:
+        return Keeper(table, None, *found)
+    except ValueError:
+        return None
+
+
+def after_insert(conn: Connection, keeper: Keeper, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Roll up ``rows`` (the ones that landed, keyed by column names) in the insert's transaction."""
+    keeper.apply_all(conn, *keeper.aggregate([keeper.canonical(r) for r in rows]))
+
+
+def around_update(conn: Connection, keeper: Keeper, where: sa.ColumnElement[bool], update: Any) -> Any:
+    """Run ``update(conn)`` between reading the rows ``where`` picks before and after: old out, new in."""
+    query = keeper.select_rows().where(where)
+    before = [dict(r) for r in conn.execute(query).mappings()]
+    result = update(conn)
+    after = [dict(r) for r in conn.execute(query).mappings()]
+    old_groups, old_users = keeper.aggregate(before, -1)
+    new_groups, new_users = keeper.aggregate(after)
+    for key, (bucket, dims, agg) in old_groups.items():
+        if key in new_groups:
+            combine(new_groups[key][2], agg)
+        else:
+            new_groups[key] = (bucket, dims, agg)
+    for user_key, n in old_users.items():
+        new_users[user_key] = new_users.get(user_key, 0) + n
+    keeper.apply_all(conn, new_groups, new_users)   # every level: the day rows get the same delta
+    return result
+
+
+_CACHE: dict[int, tuple[sa.Table, Keeper | None, float]] = {}
+_RECHECK = 60.0  # seconds before a table without rollups is looked at again (init --upgrade meanwhile)
+
+
+def _write_lock(conn: Connection, table: sa.Table) -> None:
+    # SQLite: our transactions are deferred and the engine relies on the first statement of a write
+    # transaction being a write, so busy_timeout applies; a read first and a write later fails at once
+    # with "database is locked" when another writer holds the lock. A write matching no row takes it.
+    if conn.dialect.name == "sqlite":
+        conn.execute(sa.delete(table).where(sa.false()))
+
+
+def cached_keeper(conn: Connection, table: sa.Table) -> Keeper | None:
+    """:func:`keeper_for`, remembered per reflected table (two catalogue reads per batch otherwise)."""
+    hit = _CACHE.get(id(table))
+    now = time.monotonic()
+    if hit is not None and hit[0] is table and (hit[1] is not None or now - hit[2] < _RECHECK):
+        if hit[1] is not None:
+            _write_lock(conn, table)
+        return hit[1]
+    _write_lock(conn, table)
+    keeper = keeper_for(conn, table)
+    _CACHE[id(table)] = (table, keeper, now)
+    return keeper
+
+
+def forget(table: sa.Table) -> None:
+    """Drop what :func:`cached_keeper` remembers of ``table`` (after creating or dropping rollups)."""
+    _CACHE.pop(id(table), None)
+
+
+def begin_insert(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]],
+                 dedupe_on: str | None) -> Callable[[], None] | None:
+    """Called before a batch is inserted; returns what to call after it (None: the table has no rollups).
+
+    Rows whose ``dedupe_on`` value the table already holds (a batch retried after a lost COMMIT
+    acknowledgement, a spool replay) or that repeat one earlier in the batch do not land, and so are
+    not rolled up again.
+    """
+    keeper = cached_keeper(conn, table)
+    if keeper is None:
+        return None
+    held: set[Any] = set()
+    if dedupe_on is not None:
+        column = table.c[dedupe_on]
+        ids = list({r[dedupe_on] for r in rows if r.get(dedupe_on) is not None})
+        for start in range(0, len(ids), 500):
+            held.update(conn.scalars(sa.select(column).where(column.in_(ids[start:start + 500]))))
+
+    def done() -> None:
+        seen: set[Any] = set()
+        landed = []
+        for row in rows:
+            key = row.get(dedupe_on) if dedupe_on is not None else None
+            if key is not None:
+                if key in held or key in seen:
+                    continue
+                seen.add(key)
+            landed.append(row)
+        after_insert(conn, keeper, landed)
+
+    return done
+
+
+def update_where(conn: Connection, table: sa.Table, statement: sa.Update, where: sa.ColumnElement[bool],
+                 column: str) -> int:
+    """Run the writer's ``UPDATE`` (returns rowcount), adjusting the rollups when ``column`` feeds them."""
+    keeper = cached_keeper(conn, table)
+    if keeper is None or not keeper.touches(column):
+        return int(conn.execute(statement).rowcount)
+    return int(around_update(conn, keeper, where, lambda c: c.execute(statement).rowcount))

@@ -1,0 +1,143 @@
+"""The plan and the figures of an answer from the rollups (see :mod:`wonkalytics.store.rollup_reads`).
+
+:class:`Plan` cuts a period into whole-bucket :class:`Segment` s per level and edge periods;
+:class:`Totals` adds up one group's figures while the whole buckets and the edges are read;
+:func:`score_bins` bins an exact score histogram as the table's query does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from wonkalytics.store.periods import Period
+from wonkalytics.store.rollup_model import QUARTER, Aggregate, Level
+from wonkalytics.store.rollups import Rollup
+from wonkalytics.store.sketch import ALPHA, Sketch
+
+__all__ = ["APPROX", "SUMMED", "Found", "Plan", "Segment", "Totals", "quarter_ceil", "score_bins", "utc_days"]
+
+APPROX = {"duration_ms": ALPHA, "ttft_ms": ALPHA}
+"""The ``approx`` entry of an answer whose percentiles come from sketches: figure -> relative error."""
+
+SUMMED = ("interactions", "errors", "aborted", "prompt_tokens", "completion_tokens", "priced", "scored", "timed",
+           "cost_usd", "score_sum", "duration_sum")
+
+
+def quarter_ceil(moment: datetime) -> datetime:
+    """The first quarter-hour boundary at or after naive-UTC ``moment``."""
+    return QUARTER.ceil(moment)
+
+
+def utc_days(period: Period) -> bool:
+    """True when the local days of ``period`` are UTC days (the zone's offset is 0 throughout)."""
+    moment, step = period.since, timedelta(days=1)
+    while moment <= period.until + step:
+        if (moment.astimezone(period.tz).utcoffset() or timedelta()) != timedelta():
+            return False
+        moment += step
+    return True
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Whole buckets ``[first, last)`` (naive UTC) of one level."""
+
+    level: Level
+    first: datetime
+    last: datetime
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one answer is split: whole buckets per level, the edge periods, the filters on rollup fields."""
+
+    segments: tuple[Segment, ...]
+    edges: tuple[Period, ...]
+    equal: tuple[tuple[str, Any], ...]   # rollup field -> the value a filter asks for
+    filtered: bool
+
+    @property
+    def first(self) -> datetime:
+        """The start of the first whole bucket."""
+        return self.segments[0].first
+
+    @property
+    def last(self) -> datetime:
+        """The end of the last whole bucket."""
+        return self.segments[-1].last
+
+
+@dataclass(frozen=True)
+class Found:
+    """The rollups a reader found for its table, and from which UTC day their day level is read."""
+
+    keeper: Rollup
+    day_from: datetime | None   # the day level covers the days from here on (None: not read)
+
+
+@dataclass
+class Totals:
+    """The figures of one group (or of the whole period) while whole buckets and edges are added up."""
+
+    sums: dict[str, float]
+    ok: int = 0
+    tenants: set[Any] | None = None
+    duration: Sketch | None = None
+    ttft: Sketch | None = None
+
+    @classmethod
+    def empty(cls) -> Totals:
+        return cls(dict.fromkeys(SUMMED, 0.0), 0, set(), Sketch(), Sketch())
+
+    def add_sums(self, status: Any, tenant: Any, values: Mapping[str, Any] | sa.RowMapping) -> None:
+        """Add one group's :data:`SUMMED` figures (a rollup row's sums, or an edge aggregate's values)."""
+        for name in SUMMED:
+            self.sums[name] += float(values.get(name) or 0)
+        if status == "ok":
+            self.ok += int(values["interactions"] or 0)
+        if self.tenants is not None and tenant is not None:
+            self.tenants.add(tenant)
+
+    def add_aggregate(self, status: Any, tenant: Any, agg: Aggregate) -> None:
+        self.add_sums(status, tenant, agg.values())
+        if self.duration is not None:
+            self.duration.merge(agg.duration)
+        if self.ttft is not None:
+            self.ttft.merge(agg.ttft)
+
+    def shape(self, period: Period, users: int) -> dict[str, Any]:
+        s = self.sums
+        scored = int(s["scored"])
+        result: dict[str, Any] = {
+            "since": period.since.isoformat(), "until": period.until.isoformat(),
+            "interactions": int(s["interactions"]), "users": users, "tenants": len(self.tenants or ()),
+            "status": {"ok": self.ok, "error": int(s["errors"]), "aborted": int(s["aborted"])},
+            "scored": scored, "avg_score": s["score_sum"] / scored if scored else None,
+            "duration_ms": {"p50": None, "p95": None}, "ttft_ms": {"p50": None, "p95": None},
+            "prompt_tokens": int(s["prompt_tokens"]), "completion_tokens": int(s["completion_tokens"]),
+            "cost_usd": s["cost_usd"] if s["priced"] else None,
+        }
+        for name, sketch in (("duration_ms", self.duration), ("ttft_ms", self.ttft)):
+            if sketch is not None and sketch.count:
+                result[name] = {"p50": sketch.quantile(0.5), "p95": sketch.quantile(0.95)}
+        result["approx"] = dict(APPROX)
+        return result
+
+
+def score_bins(counts: Mapping[float, int], bins: int) -> list[dict[str, Any]]:
+    """``bins`` equal score ranges over ``counts`` (``{score: n}``), as the table's query computes them."""
+    if not counts:
+        return []
+    low, high = min(counts), max(counts)
+    if high == low:
+        return [{"low": low, "high": high, "count": sum(counts.values())}]
+    width = (high - low) / bins
+    binned = [0] * bins
+    for score, n in counts.items():
+        binned[min(int((score - low) / width), bins - 1)] += n
+    return [{"low": low + i * width, "high": low + (i + 1) * width, "count": n} for i, n in enumerate(binned)]
