@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -39,6 +39,7 @@ from sqlalchemy.engine import Connection
 
 from wonkalytics.errors import StoreError, UnknownColumnError, WonkalyticsError
 from wonkalytics.store.failures import store_error
+from wonkalytics.store.filters import Filters
 from wonkalytics.store.fit import column_index, resolve_column
 from wonkalytics.store.periods import Period, make_period, needs_quarters, parse_moment, rebucket
 from wonkalytics.store.rollup_plan import score_bins, utc_days
@@ -80,24 +81,6 @@ _FREE_TEXT = frozenset({"system_msg", "messages", "response", "error", "metadata
 
 
 # --- filters and pages ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Filters:
-    """What the interactions page (and every aggregate) can be narrowed to; ``None`` means any.
-
-    ``fields`` filters app fields by equality (``{"language": "nl"}``); ``text`` searches the prompt
-    (``system_msg`` and ``messages``) and the response, case-insensitively.
-    """
-
-    model: str | None = None
-    tenant: str | None = None
-    user: str | None = None
-    status: str | None = None
-    score_min: float | None = None
-    score_max: float | None = None
-    text: str | None = None
-    fields: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

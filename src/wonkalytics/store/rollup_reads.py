@@ -31,13 +31,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wonkalytics.errors import WonkalyticsError
+from wonkalytics.store.filters import Filters
 from wonkalytics.store.periods import Period
 from wonkalytics.store.rollup_model import DAY, QUARTER, Aggregate, Users
 from wonkalytics.store.rollup_plan import (
@@ -54,10 +56,35 @@ from wonkalytics.store.rollup_plan import (
 from wonkalytics.store.rollups import Rollup, probe_levels
 from wonkalytics.store.sketch import Sketch
 
-if TYPE_CHECKING:
-    from wonkalytics.store.queries import Filters, ReadStore
 
-__all__ = ["APPROX", "Plan", "RollupReads", "Segment", "quarter_ceil", "score_bins", "utc_days"]
+class TableReader(Protocol):
+    """What the rollup reads take from the table reader (:class:`~wonkalytics.store.queries.ReadStore`):
+    a protocol, so this module never imports the reader that imports it (no circle in store/)."""
+
+    column_map: dict[str, str]
+
+    @property
+    def table(self) -> sa.Table:
+        """The reflected analytics table."""
+
+    def column(self, name: str) -> sa.Column[Any] | None:
+        """The table's column for a field name, or None."""
+
+    def require(self, name: str) -> sa.Column[Any]:
+        """The table's column for a field name, or a clear error."""
+
+    def reading(self) -> AbstractContextManager[Connection]:
+        """A read-only connection."""
+
+    def where(self, period: Period, filters: Filters | None = None, *,
+              events: bool = False) -> list[sa.ColumnElement[bool]]:
+        """The WHERE conditions of a period and filters."""
+
+    def distinct_users(self, conn: Connection, period: Period, filters: Filters | None, *,
+                       by: str | None = None) -> dict[Any, int]:
+        """Distinct users counted on the table."""
+
+__all__ = ["APPROX", "Plan", "RollupReads", "Segment", "TableReader", "quarter_ceil", "score_bins", "utc_days"]
 
 _RECHECK = 60.0  # seconds before a table without rollup tables is probed again (init --upgrade meanwhile)
 _SKETCHES = ("duration_sketch", "ttft_sketch")
@@ -68,7 +95,7 @@ _ALWAYS = datetime.min
 class RollupReads:
     """The rollup half of one :class:`~wonkalytics.store.queries.ReadStore` (probed once, re-probed when absent)."""
 
-    def __init__(self, reader: ReadStore) -> None:
+    def __init__(self, reader: TableReader) -> None:
         self._reader = reader
         self._found: Found | None = None
         self._checked = -_RECHECK
