@@ -138,14 +138,54 @@ class ClickHouseReads(ClickHouseSource):
                             for i, key in enumerate(("p50", "p95"))}
 
     def overview(self, period: Period, filters: Filters | None = None, *, medians: bool = True) -> dict[str, Any]:
-        """The ``stats --json`` object of ``period`` (the contract's keys, as the SQL side); one scan."""
+        """The ``stats --json`` object of ``period`` (the contract's keys, as the SQL side); two scans.
+
+        The first scan counts (and so learns each column's n), the second picks the exact ranks of the
+        percentiles with ``quantilesExact`` (:meth:`_ranked`). ``medians=False`` leaves the p50s out
+        (None) and the second scan picks only the p95s' ranks, as the SQL side where p50s cost extra.
+        """
         params: dict[str, Any] = {}
         source = self._from(period, filters, params)
-        sql, names = self._with_percentiles(self._metrics(), source, _METRIC_NAMES)
-        row = self._dicts(sql, params)[0]
+        row = self._dicts(f"SELECT {self._metrics()} {source}", params)[0]
         result = self._shape(row, period)
-        self._picked(row, result, names)
+        counts = {name: _integer(row[f"m_n_{name}"]) for name in ("duration_ms", "ttft_ms")}
+        result.update(self._ranked(source, params, counts, medians=medians))
         return result
+
+    def _ranked(self, source: str, params: dict[str, Any], counts: Mapping[str, int], *,
+                medians: bool = True) -> dict[str, dict[str, float | None]]:
+        """p50/p95 of each column in ``counts`` (its n values in ``source``), exact, in one scan.
+
+        ``quantileExact(level)`` returns the sorted value at index ``floor(level * n)``; with n known,
+        level ``(i + 0.5) / n`` picks index i, so the two neighbours of rank ``(n-1)q`` come out and
+        interpolate as ``percentile_cont``. Measured at 10M rows (7 days, 1.1M values): ~0.4 s for both
+        columns vs ~2.5 s for ``arraySort(groupArray(...))``, which materialises and sorts each array
+        (bench/clickhouse.py, "percentiles"). The levels are numbers computed here, not input.
+        """
+        wanted = [(key, q) for key, q in zip(("p50", "p95"), QUANTILES, strict=True) if medians or key != "p50"]
+        parts, plans = [], {}
+        for name, n in counts.items():
+            column = self._q(name)
+            if column is None or n <= 0:
+                continue
+            ranks: list[int] = []
+            for _, q in wanted:
+                low = int((n - 1) * q)
+                ranks += [low, min(low + 1, n - 1)]
+            levels = ", ".join(repr((rank + 0.5) / n) for rank in ranks)
+            parts.append(f"quantilesExact({levels})({column}) AS q_{name}")
+            plans[name] = n
+        if not parts:
+            return {}
+        row = self._dicts(f"SELECT {', '.join(parts)} {source}", params)[0]
+        found: dict[str, dict[str, float | None]] = {}
+        for name, n in plans.items():
+            values = row[f"q_{name}"]
+            found[name] = {"p50": None, "p95": None}
+            for i, (key, q) in enumerate(wanted):
+                h = (n - 1) * q
+                found[name][key] = _interpolate(values[2 * i], values[2 * i + 1], h - int(h))
+        return found
 
     def groups(self, period: Period, by: str, filters: Filters | None = None, *, limit: int = 50,
                percentiles: bool = True) -> list[dict[str, Any]]:
