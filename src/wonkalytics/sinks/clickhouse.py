@@ -10,7 +10,8 @@ What is written (tables of :mod:`wonkalytics.store.clickhouse`, created on first
 * an insert -> one row of ``<table>`` (the record's fields that are columns, coerced as for SQL);
 * ``score`` / ``update_row_property`` -> one row of ``<table>_updates`` (``key_field``, ``key``,
   ``field``, ``value`` as text, ``is_null``, ``at``, ``id``): the latest ``at`` per key and field wins
-  when the read side reads. No ``ALTER TABLE ... UPDATE``.
+  when the read side reads. No ``ALTER TABLE ... UPDATE``. Datetimes are written as UTC text; an update
+  of ``timestamp`` or ``event_id`` (the sorting key) is rejected, as is a datetime that is no time.
 
 Batching: ClickHouse wants few large inserts (each insert makes a part that must be merged), so this
 lane sends at least 1,000 rows per insert or one insert per second (``batch_size`` 1,000 and
@@ -34,8 +35,8 @@ from wonkalytics.errors import NoMatchingColumnsError
 from wonkalytics.ops import Insert, Op, Update
 from wonkalytics.settings import Settings
 from wonkalytics.sinks.base import Rejection
-from wonkalytics.store.clickhouse import ClickHouseTarget, column_kinds, quote
-from wonkalytics.store.fit import ColumnKind, fit_to_table, resolve_column
+from wonkalytics.store.clickhouse import SORTING_KEY, ClickHouseTarget, column_kinds, quote
+from wonkalytics.store.fit import ColumnKind, exact_value, fit_to_table, resolve_column
 from wonkalytics.utc import utcnow
 
 if TYPE_CHECKING:
@@ -106,8 +107,10 @@ class ClickHouseSink:
                     except (NoMatchingColumnsError, ValueError, TypeError) as exc:
                         rejected.append(Rejection(op, exc))
                 else:
-                    # Later ops of a batch are later updates: a microsecond apart keeps their order.
-                    updates.append(self._update(op, kinds, now + len(updates) * 1e-6))
+                    try:  # later ops of a batch are later updates: a microsecond apart keeps their order
+                        updates.append(self._update(op, kinds, now + len(updates) * 1e-6))
+                    except ValueError as exc:
+                        rejected.append(Rejection(op, exc))
             if rows:
                 columns = ", ".join(quote(c) for c in self._order)
                 client.execute(f"INSERT INTO {quote(self.target.table)} ({columns}) VALUES", rows)
@@ -131,9 +134,16 @@ class ClickHouseSink:
     def _update(self, op: Update, kinds: dict[str, ColumnKind], at: float) -> tuple[Any, ...]:
         field = resolve_column(op.field, kinds, self.column_map) or op.field
         key_field = resolve_column(op.key_field, kinds, self.column_map) or op.key_field
+        if field in SORTING_KEY:
+            raise ValueError(f"ClickHouse cannot update {field!r}: it is in the sorting key "
+                             "(toDate(timestamp), event_id) that places and deduplicates the row")
         value = op.value
         if value is None:
             text = ""
+        elif kinds.get(field) == "datetime":
+            # UTC text the read side parses back (store/clickhouse_relation.py); whole seconds, as the
+            # DateTime('UTC') column holds them. A value that is no time is refused, never a NULL.
+            text = exact_value(value, "datetime", column=field).strftime("%Y-%m-%d %H:%M:%S")
         elif isinstance(value, str):
             text = value
         elif isinstance(value, bool | int | float):

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "INSTALL_HINT",
     "SCHEMES",
+    "SORTING_KEY",
     "ClickHouseTarget",
     "check_clickhouse_url",
     "column_kinds",
@@ -62,6 +63,8 @@ _KINDS: Mapping[str, ColumnKind] = {"String": "text", "Int64": "int", "Int32": "
                                     "UInt32": "int", "UInt64": "int", "Float64": "float", "Float32": "float",
                                     "DateTime": "datetime", "Date": "datetime"}
 _KEY_COLUMNS = {"timestamp": "DateTime('UTC')", "event_id": "String"}  # in the sorting key: never NULL
+SORTING_KEY = frozenset(_KEY_COLUMNS)
+"""Columns no update changes: they place and deduplicate a row (the sink rejects such updates)."""
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 

@@ -7,7 +7,8 @@ Exact before ClickHouse merges anything:
 
 * **Duplicates** of a retried insert share the sorting key ``(toDate(timestamp), event_id)``: ``FINAL``
   collapses them at read time (a materialized view would count them twice, and miss later scores).
-* **Updates** (``<table>_updates``, written by the sink) apply latest-wins: per key and field the
+* **Updates** (``<table>_updates``, written by the sink) of text, number and datetime columns apply
+  latest-wins: per key and field the
   value with the largest ``at`` (``argMaxIf``), whether keyed by ``response_id`` (``score()``) or by
   ``event_id`` (PromptLayer's follow-up): one ``ANY LEFT JOIN`` per key field, the later ``at`` of
   the two winning. Repeated copies of one update (a retried batch) carry the same value.
@@ -22,12 +23,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from wonkalytics.store.clickhouse import column_kinds, quote
+from wonkalytics.store.clickhouse import SORTING_KEY, column_kinds, quote
 
 __all__ = ["relation_sql"]
 
 _CONVERT = {"float": ("toFloat64OrNull({})", "Float64"), "int": ("toInt64OrNull({})", "Int64"),
-            "text": ("{}", "String")}
+            "text": ("{}", "String"), "datetime": ("parseDateTimeBestEffortOrNull({}, 'UTC')", "")}
+
+
+def _converted(kind: str, type_: str, value: str) -> tuple[str, str]:
+    """The expression reading update text ``value`` as a column of ``kind`` and ``type_``, and its type.
+
+    A datetime is written by the sink as UTC ``YYYY-MM-DD HH:MM:SS`` and cast to the column's own type
+    (``DateTime('UTC')``, ``Date``: the reflected table's, never input), so ``if()`` sees one type.
+    """
+    convert, target = _CONVERT[kind]
+    if kind != "datetime":
+        return convert.format(value), target
+    bare = type_.removeprefix("Nullable(").removesuffix(")") if type_.startswith("Nullable(") else type_
+    return f"CAST({convert.format(value)} AS Nullable({bare}))", bare
 
 
 def relation_sql(table: str, types: Mapping[str, str], inner_where: str,
@@ -43,7 +57,7 @@ def relation_sql(table: str, types: Mapping[str, str], inner_where: str,
     columns = list(types)
     by_key: dict[str, list[str]] = {}
     for key_field, field in updated:
-        if key_field in kinds and field in kinds and kinds[field] in _CONVERT and field not in _KEYS:
+        if key_field in kinds and field in kinds and kinds[field] in _CONVERT and field not in SORTING_KEY:
             by_key.setdefault(key_field, []).append(field)
     if not by_key:
         return base
@@ -69,8 +83,8 @@ def relation_sql(table: str, types: Mapping[str, str], inner_where: str,
             previous = f"__s{s - 1}_{i}"
             if column in names:
                 j = where[column]
-                convert, type_ = _CONVERT[kinds[column]]
-                value = f"if(__u{s}_n{j} = 1, CAST(NULL AS Nullable({type_})), {convert.format(f'__u{s}_v{j}')})"
+                converted, type_ = _converted(kinds[column], types[column], f"__u{s}_v{j}")
+                value = f"if(__u{s}_n{j} = 1, CAST(NULL AS Nullable({type_})), {converted})"
                 out.append(f"if(__u{s}_a{j} > __s{s - 1}_a{j}, {value}, {previous}) AS __s{s}_{i}")
             else:
                 out.append(f"{previous} AS __s{s}_{i}")
@@ -84,6 +98,3 @@ def relation_sql(table: str, types: Mapping[str, str], inner_where: str,
     names_back = ", ".join(f"__s{last}_{i} AS {quote(c)}" for i, c in enumerate(columns))
     return f"SELECT {names_back} FROM ({sql})"  # noqa: S608
 
-
-# The sorting key and the join keys are never rewritten by an update.
-_KEYS = frozenset({"timestamp", "event_id"})
