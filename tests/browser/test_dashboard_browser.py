@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
+from tests.browser.steps import filter_interactions, wait_for_charts
 from tests.dashboard.server import running
 from tests.read.seed import seed_rows
 
@@ -82,15 +83,10 @@ def test_dashboard_in_chromium(page: Any, base_url: str, sqlite_url: str, table_
     assert kpi.inner_text().replace(",", "") == str(sql_count(sqlite_url, table_name))
     charts = page.locator("[data-chart]")
     assert charts.count() >= 8
-    page.wait_for_function("[...document.querySelectorAll('[data-chart]')].every("
-                           "c => c.dataset.drawn || c.querySelector('.nodata'))", timeout=20_000)
-    assert page.locator(".failed").count() == 0
+    wait_for_charts(page)
     page.screenshot(path=str(shots / "overview.png"), full_page=True)
 
-    page.click("header nav >> text=Interactions")
-    page.select_option("select[name=model]", "gpt-4o")
-    page.select_option("select[name=status]", "ok")
-    page.click("#filters button[type=submit]")
+    filter_interactions(page, "gpt-4o", "ok")
     expected = sql_count(sqlite_url, table_name, "model = 'gpt-4o' AND status = 'ok'")
     assert page.locator("#summary").inner_text().startswith(f"{expected} interactions match the filter")
     assert page.locator("#rows tbody tr").count() == min(expected, 50)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.browser.steps import filter_interactions, wait_for_charts
 from tests.browser.test_dashboard_browser import ARTIFACTS, PERIOD, page  # noqa: F401 - the page fixture
 from tests.clickhouse.test_reads import both  # noqa: F401 - the module's seeded tables
 from tests.dashboard.server import running
@@ -35,15 +36,10 @@ def test_dashboard_on_clickhouse_in_chromium(page: Any, base_url: str, both: tup
     page.goto(f"{base_url}/?{PERIOD}")
     kpi = page.locator('[data-kpi="interactions"] .value')
     assert kpi.inner_text().replace(",", "") == str(sql.overview(period)["interactions"])
-    page.wait_for_function("[...document.querySelectorAll('[data-chart]')].every("
-                           "c => c.dataset.drawn || c.querySelector('.nodata'))", timeout=20_000)
-    assert page.locator(".failed").count() == 0
+    wait_for_charts(page)
     page.screenshot(path=str(shots / "clickhouse-overview.png"), full_page=True)
 
-    page.click("header nav >> text=Interactions")
-    page.select_option("select[name=model]", "gpt-4o")
-    page.select_option("select[name=status]", "ok")
-    page.click("#filters button[type=submit]")
+    filter_interactions(page, "gpt-4o", "ok")
     expected = sql.overview(period, Filters(model="gpt-4o", status="ok"))["interactions"]
     assert page.locator("#summary").inner_text().startswith(f"{expected} interactions match the filter")
     assert page.locator("#rows tbody tr").count() == min(expected, 50)  # the CSV download: test_reads.py
