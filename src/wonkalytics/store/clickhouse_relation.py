@@ -1,7 +1,7 @@
 """The rows a ClickHouse read sees: the interactions table deduplicated, with its updates applied.
 
 >>> relation_sql("t", {"score": "Nullable(Float64)"}, "1", [])
-'SELECT * FROM `t` FINAL WHERE 1'
+'SELECT * FROM `t` FINAL PREWHERE 1'
 
 Exact before ClickHouse merges anything:
 
@@ -48,11 +48,15 @@ def relation_sql(table: str, types: Mapping[str, str], inner_where: str,
                  updated: Sequence[tuple[str, str]], params: dict[str, object] | None = None) -> str:
     """``SELECT`` of the rows of ``table`` where ``inner_where`` holds, every column under its own name.
 
+    ``inner_where`` is checked before ``FINAL`` (``PREWHERE``: ``FINAL`` then merges only the rows that
+    pass), so it may read only what every copy of a row shares and no update rewrites: the sorting key,
+    and columns without updates (the caller's choice, store/clickhouse_source.py).
+
     ``updated`` lists the ``(key_field, field)`` pairs the updates table holds; pairs naming no
     column of this kind (a datetime, an unknown field) are left out. The values the statement needs
     are added to ``params`` (``%(…)s``: bound, never spliced).
     """
-    base = f"SELECT * FROM {quote(table)} FINAL WHERE {inner_where}"  # noqa: S608 - quoted names, bound values
+    base = f"SELECT * FROM {quote(table)} FINAL PREWHERE {inner_where}"  # noqa: S608 - quoted names, bound values
     kinds = column_kinds(types)
     columns = list(types)
     by_key: dict[str, list[str]] = {}

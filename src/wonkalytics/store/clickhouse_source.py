@@ -172,40 +172,50 @@ class ClickHouseSource:
             raise self._fail(exc) from None
         return [(str(k), str(f)) for k, f in rows]
 
-    def _source(self, period: Period | None, params: dict[str, Any], key: str | None = None) -> str:
-        """``(<relation>)`` of ``period`` (or of the one row ``key``), its values added to ``params``."""
+    def _source(self, period: Period | None, params: dict[str, Any], key: str | None = None, *,
+                updated: list[tuple[str, str]] | None = None, before: list[str] | None = None) -> str:
+        """``(<relation>)`` of ``period`` (or of the one row ``key``), its values added to ``params``.
+
+        ``before`` are conditions on columns no update rewrites, checked ahead of ``FINAL`` with the
+        period's bounds (see :meth:`_from`).
+        """
         timestamp = quote(self._require("timestamp"))
         if period is not None:
             since, until = period.utc_bounds
             params["since"], params["until"] = _second(since), _second(until)
-            inner = (f"{timestamp} >= toDateTime(%(since)s, 'UTC') AND {timestamp} < toDateTime(%(until)s, 'UTC')")
+            inner = [f"{timestamp} >= toDateTime(%(since)s, 'UTC')", f"{timestamp} < toDateTime(%(until)s, 'UTC')"]
         else:
             params["key"] = key
-            inner = f"{quote(self._require('event_id'))} = %(key)s"
-        return "(" + relation_sql(self.name, self.types(), inner, self._updated(), params) + ")"
+            inner = [f"{quote(self._require('event_id'))} = %(key)s"]
+        pairs = self._updated() if updated is None else updated
+        return "(" + relation_sql(self.name, self.types(), " AND ".join([*inner, *(before or [])]), pairs, params) + ")"
 
-    def _where(self, filters: Filters | None, params: dict[str, Any], *, events: bool = False) -> str:
-        conditions = ["1"]
-        model = self._q("model")
+    def _where(self, filters: Filters | None, params: dict[str, Any], *,
+               events: bool = False) -> list[tuple[str, frozenset[str]]]:
+        """The filter's conditions, each with the columns it reads."""
+        conditions: list[tuple[str, frozenset[str]]] = []
+        model = self.field_column("model")
         if not events and model is not None:
-            conditions.append(f"{model} IS NOT NULL")
+            conditions.append((f"{quote(model)} IS NOT NULL", frozenset({model})))
         f = filters or Filters()
         for n, (name, value) in enumerate((("model", f.model), ("tenant_id", f.tenant), ("username", f.user),
                                            ("status", f.status), *f.fields.items())):
             if value not in (None, ""):
                 params[f"w{n}"] = value
-                conditions.append(f"{quote(self._require(name))} = %(w{n})s")
+                column = self._require(name)
+                conditions.append((f"{quote(column)} = %(w{n})s", frozenset({column})))
         for key, op, bound in (("smin", ">=", f.score_min), ("smax", "<=", f.score_max)):
             if bound is not None:
                 params[key] = float(bound)
-                conditions.append(f"{quote(self._require('score'))} {op} %({key})s")
+                column = self._require("score")
+                conditions.append((f"{quote(column)} {op} %({key})s", frozenset({column})))
         if f.text:
             params["text"] = f.text
-            texts = [f"positionCaseInsensitiveUTF8(ifNull({c}, ''), %(text)s) > 0"
-                     for n in ("system_msg", "messages", "response") if (c := self._q(n)) is not None]
+            columns = [c for n in ("system_msg", "messages", "response") if (c := self.field_column(n)) is not None]
+            texts = [f"positionCaseInsensitiveUTF8(ifNull({quote(c)}, ''), %(text)s) > 0" for c in columns]
             if texts:
-                conditions.append("(" + " OR ".join(texts) + ")")
-        return " AND ".join(conditions)
+                conditions.append(("(" + " OR ".join(texts) + ")", frozenset(columns)))
+        return conditions
 
     def check(self, period: Period, filters: Filters | None = None) -> None:
         """Resolve every field ``filters`` name (UnknownColumnError before anything runs)."""
@@ -213,5 +223,18 @@ class ClickHouseSource:
         self._where(filters, {})
 
     def _from(self, period: Period, filters: Filters | None, params: dict[str, Any], *, events: bool = False) -> str:
-        where = self._where(filters, params, events=events)
-        return f"FROM {self._source(period, params)} WHERE {where}"
+        """``FROM (<relation>) WHERE ...``: the rows of ``period`` that pass ``filters``.
+
+        A condition on columns no update rewrites is checked before ``FINAL`` collapses the copies
+        (``PREWHERE``, with the period): every copy of a row is the same tuple (a retried batch sends
+        it again), so the rows that pass are the same, and ``FINAL`` merges only those -- text search
+        on 10M rows ~1.6 s instead of ~2.8 s (bench/clickhouse.py). A condition on an updated column
+        (a score filter, once scores exist) must see the latest value: it stays after the updates.
+        """
+        updated = self._updated()
+        touched = {field for _, field in updated}
+        before, after = [], ["1"]
+        for condition, columns in self._where(filters, params, events=events):
+            (after if columns & touched else before).append(condition)
+        source = self._source(period, params, updated=updated, before=before)
+        return f"FROM {source} WHERE {' AND '.join(after)}"
