@@ -233,7 +233,8 @@ class ClickHouseSource:
         """
         updated = self._updated()
         touched = {field for _, field in updated}
-        before, after = [], ["1"]
+        before: list[str] = []
+        after = ["1"]
         for condition, columns in self._where(filters, params, events=events):
             (after if columns & touched else before).append(condition)
         source = self._source(period, params, updated=updated, before=before)
