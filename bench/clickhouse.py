@@ -4,7 +4,7 @@ Run from the repository root::
 
     .venv/bin/python bench/clickhouse.py            # full: 50k rows ingested, 10M rows read (tables kept)
     .venv/bin/python bench/clickhouse.py --quick    # 20k rows ingested, 200k rows read, prints only (CI)
-    .venv/bin/python bench/clickhouse.py --read-rows 100000000   # the 100M table
+    .venv/bin/python bench/clickhouse.py --read-rows 10000000 100000000   # 10M and 100M (1 round there)
     .venv/bin/python bench/clickhouse.py --pg-rows 0             # without the PostgreSQL baseline
 
 **Ingest** (one process, the same rows in both arms, interleaved rounds): ``ClickHouseSink.write``
@@ -197,29 +197,93 @@ def pages(url: str, table: str, rounds: int) -> dict[str, list[float]]:
     return results
 
 
+def variants(table: str, rounds: int) -> dict[str, list[float]]:
+    """Milliseconds per round of the overview's work written different ways, same rows, same run.
+
+    Dedup: ``FINAL`` (what the reads use: the period and the filters ahead of it as ``PREWHERE``)
+    vs ``GROUP BY event_id`` with ``any()`` per column (every copy is the same tuple) vs no dedup at
+    all (inexact: the floor). Percentiles: ``arraySort(groupArray())`` (before) vs ``quantilesExact``
+    at the ranks n gives (now). All on the default period (last 7 days).
+    """
+    target = ClickHouseTarget.from_url(CLICKHOUSE_URL, table, statement_timeout=600)
+    client = target.client()
+    since, until = make_period().utc_bounds
+    params = {"since": since.replace(microsecond=0), "until": until.replace(microsecond=0)}
+    rng = "timestamp >= toDateTime(%(since)s, 'UTC') AND timestamp < toDateTime(%(until)s, 'UTC')"
+    metrics = ("count(), uniqExact(username), uniqExact(tenant_id), countIf(status = 'ok'), countIf(status = 'error'), "
+               "count(score), avg(score), sum(prompt_tokens), sum(completion_tokens), sum(cost_usd), "
+               "count(duration_ms), count(ttft_ms)")
+    used = ["username", "tenant_id", "status", "score", "prompt_tokens", "completion_tokens", "cost_usd",
+            "duration_ms", "ttft_ms", "model"]
+    grouped = ", ".join(f"any({c}) AS {c}" for c in used)
+    n_d, n_t = client.execute(f"SELECT count(duration_ms), count(ttft_ms) FROM {table} FINAL PREWHERE {rng} "
+                              "AND model IS NOT NULL", params)[0]
+
+    def levels(n: int) -> str:
+        ranks = [r for q in (0.5, 0.95) for r in (int((n - 1) * q), min(int((n - 1) * q) + 1, n - 1))]
+        return ", ".join(repr((r + 0.5) / n) for r in ranks)
+
+    final = f"FROM {table} FINAL PREWHERE {rng} AND model IS NOT NULL"
+    work = {
+        "metrics, FINAL + PREWHERE (the reads)": f"SELECT {metrics} {final}",
+        "metrics, FINAL, period after it": f"SELECT {metrics} FROM (SELECT * FROM {table} FINAL WHERE {rng}) "
+                                           "WHERE model IS NOT NULL",
+        "metrics, GROUP BY event_id + any()": f"SELECT {metrics} FROM (SELECT event_id, {grouped} FROM {table} "
+                                              f"WHERE {rng} GROUP BY event_id) WHERE model IS NOT NULL",
+        "metrics, no dedup (inexact floor)": f"SELECT {metrics} FROM {table} WHERE {rng} AND model IS NOT NULL",
+        "p50/p95, arraySort(groupArray) (before)": "SELECT length(a), length(b) FROM (SELECT arraySort(groupArray("
+                                                   f"duration_ms)) AS a, arraySort(groupArray(ttft_ms)) AS b {final})",
+        "p50/p95, quantilesExact at the ranks (now)": f"SELECT quantilesExact({levels(n_d)})(duration_ms), "
+                                                      f"quantilesExact({levels(n_t)})(ttft_ms) {final}",
+    }
+    results: dict[str, list[float]] = {}
+    try:
+        for sql in work.values():
+            client.execute(sql, params)  # warm-up
+        for _ in range(rounds):
+            for name, sql in random.sample(list(work.items()), len(work)):
+                results.setdefault(name, []).append(read_side.timed(lambda sql=sql: client.execute(sql, params)))
+    finally:
+        client.disconnect()
+    return results
+
+
+def _table(reads: dict[str, dict[str, list[float]]], labels: dict[str, str]) -> list[str]:
+    lines = ["| request | " + " | ".join(labels[k] for k in reads) + " |", "|---|" + "---:|" * len(reads)]
+    names = list(dict.fromkeys(n for values in reads.values() for n in values))
+    for name in sorted(names):
+        cells = []
+        for values in reads.values():
+            got = values.get(name)
+            cells.append("-" if not got else f"{statistics.median(got):,.0f} / {read_side.p95(got):,.0f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def report(ingested: dict[str, list[float]], count: int, reads: dict[str, dict[str, list[float]]],
-           labels: dict[str, str], command: str) -> str:
+           labels: dict[str, str], command: str, rounds_note: str,
+           shapes: dict[str, dict[str, list[float]]]) -> str:
     sink, raw = statistics.median(ingested["sink"]), statistics.median(ingested["raw"])
     lines = [START_MARK, "## ClickHouse (sink and read side)", "",
-             f"- Command: `{command}`; {read_side.machine()}; ClickHouse {_version()}; "
+             f"- Command: `{command}`; {read_side.machine()}; load at the end {_load()}; ClickHouse {_version()}; "
              f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC", "",
              f"**Ingest, one process, {count:,} rows in batches of {BATCH_SIZE:,}** (median of "
              f"{len(ingested['sink'])} interleaved rounds):", "",
              "| arm | rows/s | vs raw |", "|---|---:|---:|",
              f"| `ClickHouseSink.write` (fit + INSERT) | {sink:,.0f} | {sink / raw:.2f}x |",
              f"| raw `clickhouse_driver` INSERT of the fitted tuples | {raw:,.0f} | 1.00x |", "",
-             "**Dashboard requests, default period (last 7 days), in-process app; median / p95 ms:**", "",
-             "| request | " + " | ".join(labels[k] for k in reads) + " |",
-             "|---|" + "---:|" * len(reads)]
-    for name in next(iter(reads.values())):
-        cells = []
-        for values in reads.values():
-            got = values.get(name)
-            cells.append("-" if not got else f"{statistics.median(got):,.0f} / {read_side.p95(got):,.0f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+             "**Dashboard requests, default period (last 7 days), in-process app; median / p95 ms** "
+             f"({rounds_note}):", "", *_table(reads, labels)]
+    if shapes:
+        lines += ["", "**The overview's work written different ways** (raw SQL, default period; median / p95 ms):", "",
+                  *_table(shapes, {k: labels[k] for k in shapes})]
     lines += ["", "Reads are exact before merges (`FINAL`, updates latest-wins per key and field); aggregated "
               "on read, no materialized views.", END_MARK]
     return "\n".join(lines)
+
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def _version() -> str:
@@ -234,26 +298,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, prints only")
     parser.add_argument("--write", action="store_true", help="with --quick: write BENCHMARKS.md anyway")
-    parser.add_argument("--read-rows", type=int, default=None, help="rows of the ClickHouse read table")
+    parser.add_argument("--read-rows", type=int, nargs="+", default=None, help="rows of each ClickHouse read table")
     parser.add_argument("--pg-rows", type=int, default=None, help="rows of PostgreSQL's read_side table")
     parser.add_argument("--ingest-rows", type=int, default=None, help="rows ingested per arm and round")
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--big-rounds", type=int, default=1, help="rounds on tables of 50M rows and more")
     args = parser.parse_args()
     count = args.ingest_rows or (20_000 if args.quick else 50_000)
     rounds = args.rounds or (2 if args.quick else 3)
     ingested = ingest(count, 3 if not args.quick else 2)
-    read_rows = args.read_rows or (200_000 if args.quick else 10_000_000)
-    ch_table, load = ensure_clickhouse(read_rows)
-    reads = {"ch": pages(CLICKHOUSE_URL, ch_table, rounds)}
-    labels = {"ch": f"ClickHouse {read_rows / 1e6:g}M" + (f" (loaded in {load:.0f} s)" if load else "")}
+    reads: dict[str, dict[str, list[float]]] = {}
+    shapes: dict[str, dict[str, list[float]]] = {}
+    labels: dict[str, str] = {}
+    notes = []
+    for read_rows in args.read_rows or [200_000 if args.quick else 10_000_000]:
+        ch_table, load = ensure_clickhouse(read_rows)
+        n = args.big_rounds if read_rows >= 50_000_000 else rounds
+        key = f"ch{read_rows}"
+        reads[key] = pages(CLICKHOUSE_URL, ch_table, n)
+        shapes[key] = variants(ch_table, n)
+        labels[key] = f"ClickHouse {read_rows / 1e6:g}M" + (f" (loaded in {load:.0f} s)" if load else "")
+        notes.append(f"{labels[key]}: {n} round{'s' if n > 1 else ''}")
+        print(f"  {labels[key]}: done, load {_load()}", flush=True)
     pg_rows = args.pg_rows if args.pg_rows is not None else (0 if args.quick else 10_000_000)
     if pg_rows:
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         read_side.ensure_table(POSTGRES_URL, pg_rows, now)
         reads["pg"] = pages(POSTGRES_URL, read_side.table_name(pg_rows), rounds)
         labels["pg"] = f"PostgreSQL {pg_rows / 1e6:g}M (table only)"
+        notes.append(f"{labels['pg']}: {rounds} rounds")
     command = "python bench/clickhouse.py " + " ".join(sys.argv[1:])
-    section = report(ingested, count, reads, labels, command.strip())
+    rounds_note = "after one warm-up round; " + "; ".join(notes)
+    section = report(ingested, count, reads, labels, command.strip(), rounds_note, shapes)
     print(section)
     if not args.quick or args.write:
         text = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
