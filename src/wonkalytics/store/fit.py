@@ -34,7 +34,6 @@ them) and lone surrogates are replaced by U+FFFD (no driver can encode them).
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import math
 import numbers
@@ -47,7 +46,7 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any, Literal
 
-from wonkalytics.access import field, safe_str
+from wonkalytics.access import json_text, safe_str
 from wonkalytics.errors import NoMatchingColumnsError, SchemaError
 from wonkalytics.internal_errors import log_limited
 from wonkalytics.utc import naive_utc
@@ -106,24 +105,6 @@ def clean_text(text: str) -> str:
     return text
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, set | frozenset):
-        return list(value)
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8", "replace")
-    model_dump = field(value, "model_dump")
-    if callable(model_dump):
-        try:
-            return model_dump(mode="json")
-        except Exception:  # not pydantic after all, or a model that cannot dump: fall back to str()
-            return safe_str(value)
-    return safe_str(value)
-
-
 def to_text(value: Any) -> str | None:
     """Coerce to text: containers as JSON, datetimes as ISO, anything else ``str()``.
 
@@ -139,10 +120,7 @@ def to_text(value: Any) -> str | None:
     if isinstance(value, str):
         text = value
     elif isinstance(value, Mapping | list | tuple | set | frozenset):
-        try:
-            text = json.dumps(value, ensure_ascii=False, default=_json_default)
-        except (ValueError, TypeError, RecursionError):  # e.g. a container that contains itself
-            text = safe_str(value)
+        text = json_text(value)  # a container that contains itself: a placeholder, never an error
     elif isinstance(value, datetime | date | time):
         text = value.isoformat()
     elif isinstance(value, bytes | bytearray | memoryview):
