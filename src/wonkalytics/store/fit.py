@@ -303,6 +303,18 @@ def exact_value(value: Any, kind: ColumnKind, *, column: str) -> Any:
     return number
 
 
+def fold_name(name: str) -> str:
+    """The key two spellings of one column (or table) name share: the resolver's case-insensitive rule.
+
+    Every comparison of names that ignores case goes through here or :func:`resolve_column`
+    (``tests/store/test_one_folding.py`` fails on a local ``.casefold()`` of a name).
+
+    >>> fold_name("Response_Id") == fold_name("response_ID")
+    True
+    """
+    return name.casefold()
+
+
 def column_index(columns: Iterable[str]) -> dict[str, str]:
     """Case-folded column name -> the table's own spelling (the first of two that fold alike wins).
 
@@ -311,7 +323,7 @@ def column_index(columns: Iterable[str]) -> dict[str, str]:
     """
     folded: dict[str, str] = {}
     for real_name in columns:
-        folded.setdefault(real_name.casefold(), real_name)
+        folded.setdefault(fold_name(real_name), real_name)
     return folded
 
 
@@ -339,7 +351,7 @@ def resolve_column(
     target = (column_map or {}).get(name, name)
     if target in columns:
         return target
-    return (folded if folded is not None else column_index(columns)).get(target.casefold())
+    return (folded if folded is not None else column_index(columns)).get(fold_name(target))
 
 
 def fit_to_table(
