@@ -8,6 +8,10 @@ Strict mode is an explicit switch: ``set_strict(True)`` (our test suite's confte
 environment variable ``WONKALYTICS_STRICT=1``. It is never inferred from pytest being imported: an
 app's own test suite must see what production does (a log line, an unbroken stream).
 
+This ground-floor module reads no environment itself (settings.py is its one reader): settings.py
+hands it the reader of ``WONKALYTICS_STRICT`` through :func:`follow_environment` when it is imported,
+which ``import wonkalytics`` always does; until then strict mode is off.
+
 >>> set_strict(True); strict()
 True
 >>> set_strict(None); strict()  # back to the environment's choice
@@ -17,9 +21,9 @@ False
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
+from collections.abc import Callable
 
 logger = logging.getLogger("wonkalytics")
 
@@ -29,6 +33,19 @@ _lock = threading.Lock()
 
 
 _strict: bool | None = None
+
+
+def _off() -> bool:
+    return False
+
+
+_from_environment: Callable[[], bool] = _off  # until settings.py is imported
+
+
+def follow_environment(reader: Callable[[], bool]) -> None:
+    """Read the environment's choice through ``reader`` when strict mode is not set in code."""
+    global _from_environment
+    _from_environment = reader
 
 
 def set_strict(value: bool | None) -> None:
@@ -41,7 +58,7 @@ def strict() -> bool:
     """True when swallowed internal errors are re-raised (see the module docstring)."""
     if _strict is not None:
         return _strict
-    return os.environ.get("WONKALYTICS_STRICT", "").strip().lower() in {"1", "true", "yes", "on"}
+    return _from_environment()
 
 
 def log_limited(key: str, level: int, message: str, *args: object, exc_info: bool = False) -> None:

@@ -22,12 +22,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
-from datetime import date, datetime
 from typing import Any, Literal
 
+from wonkalytics.access import json_text
 from wonkalytics.interaction import Record, RecordKind, new_event_id
 
 __all__ = [
@@ -156,20 +156,6 @@ class Update:
 Op = Insert | Update
 
 
-def _default(value: Any) -> Any:
-    """JSON fallback for values the record steps left as objects: never fail, never lose the row."""
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8", "replace")
-    try:
-        return str(value)
-    except Exception:  # a value whose __str__ raises: keep the row, name what was lost
-        return f"<unprintable {type(value).__name__}>"
-
-
 def encode_op(op: Op, build: Builder | None = None) -> bytes:
     """One op as one versioned JSON line (an insert not built yet is built with ``build`` first)."""
     if isinstance(op, Insert):
@@ -180,24 +166,8 @@ def encode_op(op: Op, build: Builder | None = None) -> bytes:
             "v": SPOOL_VERSION, "op": "update", "id": op.id, "key_field": op.key_field, "key": op.key,
             "field": op.field, "value": op.value, "first_tried": op.first_tried, "optional": op.optional,
         }
-    try:
-        text = json.dumps(data, ensure_ascii=False, default=_default, separators=(",", ":"))
-    except (ValueError, TypeError, RecursionError):  # a circular value: keep the row, as text
-        text = json.dumps(_plain(data), ensure_ascii=False, default=_default, separators=(",", ":"))
-    return text.encode("utf-8", "surrogatepass") + b"\n"
-
-
-def _plain(value: Any, depth: int = 0) -> Any:
-    """A copy of ``value`` that JSON can always encode (cycles and deep nesting become text)."""
-    if depth > 50:
-        return _default(value)
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_plain(v, depth + 1) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return _default(value)
+    # Odd values become text, a circular one a placeholder (access.json_text): never lose the row.
+    return json_text(data, compact=True).encode("utf-8", "surrogatepass") + b"\n"
 
 
 def decode_op(line: bytes) -> Op:

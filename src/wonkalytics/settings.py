@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
 from wonkalytics.errors import ConfigurationError
+from wonkalytics.internal_errors import follow_environment
 from wonkalytics.store.clickhouse import check_clickhouse_url, is_clickhouse_url
 from wonkalytics.store.engine import safe_url
 
@@ -41,6 +42,7 @@ __all__ = [
     "check_redact",
     "foreign_environ",
     "load_settings",
+    "strict_from_environment",
 ]
 
 def foreign_environ() -> Mapping[str, str]:
@@ -52,6 +54,23 @@ def foreign_environ() -> Mapping[str, str]:
     keyword, read at that moment as before. They are read through here so the environment has one home.
     """
     return os.environ
+
+
+_ON = frozenset({"1", "true", "yes", "on"})
+
+
+def strict_from_environment() -> bool:
+    """Whether ``WONKALYTICS_STRICT`` turns strict mode on (:mod:`wonkalytics.internal_errors`), read live.
+
+    Not a ``Settings`` field: strict mode decides what happens when reading the settings fails.
+    """
+    value = os.environ.get("WONKALYTICS_STRICT", "")
+    return value.strip().lower() in _ON
+
+
+# The ground floor reads no environment: internal_errors is handed this reader. At import, because
+# every `import wonkalytics` imports this module, and strict mode must hold before any call is made.
+follow_environment(strict_from_environment)
 
 
 REDACTOR_NAMES: tuple[str, ...] = ("email", "phone")

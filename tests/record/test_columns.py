@@ -92,7 +92,8 @@ def test_to_text(value: Any, expected: str | None) -> None:
 def test_to_text_on_a_container_that_contains_itself() -> None:
     loop: list[Any] = [1]
     loop.append(loop)
-    assert to_text(loop) == "[1, [...]]"
+    # JSON like every other container's text (was Python's repr "[1, [...]]" before access.json_text)
+    assert to_text(loop) == '[1, "<circular list>"]'
 
 
 @pytest.mark.parametrize(

@@ -77,18 +77,29 @@ class Call:
             self.api == "responses" and getattr(self.response, "status", None) == "completed"
         )
 
-    def finish(self, status: Status, exc: BaseException | None = None) -> None:
-        """Build the interaction and queue it; at most once, never raising into the caller."""
+    def status(self, exc: BaseException | None = None, *, stopped: bool = False) -> Status:
+        """The one status rule, for every exit of a call (the exit ladder, the SDK call, close, GC).
+
+        The SDK raised an ``Exception`` -> ``error``. The caller stopped (``stopped``: ``close()`` or
+        garbage collection; or a ``BaseException``: ``GeneratorExit``, ``CancelledError``,
+        ``KeyboardInterrupt``) -> ``aborted``, unless the model had finished (then nothing was lost:
+        ``ok``). Otherwise it ended normally -> ``ok``, or ``error`` when the stream reported a failure.
+        """
+        if isinstance(exc, Exception):
+            return "error"
+        if exc is not None or stopped:
+            return "ok" if self.completed() else "aborted"
+        return "error" if self.error else "ok"
+
+    def finish(self, exc: BaseException | None = None, *, stopped: bool = False) -> None:
+        """Build the interaction (its status from :meth:`status`) and queue it; at most once, never raising."""
         if self.done:
             return
         self.done = True
         try:
             end_perf = _perf()
-            if status == "aborted" and self.completed():
-                status = "ok"  # the caller stopped right after the last token: nothing was lost
-            error = self.error
-            if exc is not None:
-                error = f"{type(exc).__name__}: {exc}"
+            status = self.status(exc, stopped=stopped)
+            error = f"{type(exc).__name__}: {exc}" if status == "error" and exc is not None else self.error
             self.recorder.record(self._interaction(status, error, end_perf))
         except Exception:
             swallow("recording an LLM call", "its row was not written")

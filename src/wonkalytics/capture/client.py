@@ -76,7 +76,7 @@ def _attach(call: Call, result: Any, hide_usage: bool) -> Any:
         return record_stream(result, call, hide_usage=hide_usage)
     if hasattr(result, "choices") or hasattr(result, "output"):
         call.response = result
-        call.finish("ok")
+        call.finish()
     else:
         call.done = True  # with_raw_response / with_streaming_response: not parsed, not recorded
     return result
@@ -103,7 +103,7 @@ def _record_sync(resource: Any, api: Api, create: Any, args: Any, kwargs: dict[s
     try:
         result = create(*args, **kwargs)
     except BaseException as exc:
-        call.finish("error" if isinstance(exc, Exception) else "aborted", exc)
+        call.finish(exc)
         raise
     return _attach(call, result, hide_usage)
 
@@ -116,7 +116,7 @@ async def _record_async(resource: Any, api: Api, create: Any, args: Any, kwargs:
     try:
         result = await create(*args, **kwargs)
     except BaseException as exc:
-        call.finish("error" if isinstance(exc, Exception) else "aborted", exc)
+        call.finish(exc)
         raise
     return _attach(call, result, hide_usage)
 

@@ -27,12 +27,11 @@ _perf = time.perf_counter
 
 
 class _Exits:
-    """The exit ladder of every recording generator, written once.
-
-    Finished normally -> ``ok`` (or ``error`` when the Responses API reported a failure event); the
-    SDK raised -> ``error`` with its exception (which propagates unchanged); the caller stopped
-    (``GeneratorExit`` from ``break``/``close()``, ``CancelledError`` when an SSE client hangs up,
-    ``KeyboardInterrupt``) -> ``aborted``. ``Call.finish`` runs once and never raises.
+    """The exit ladder of every recording generator, written once: it hands the way out to
+    ``Call.finish``, whose ``Call.status`` decides (finished normally -> ``ok``, or ``error`` when the
+    Responses API reported a failure event; the SDK raised -> ``error``, its exception propagating
+    unchanged; the caller stopped: ``GeneratorExit`` from ``break``/``close()``, ``CancelledError`` when
+    an SSE client hangs up, ``KeyboardInterrupt`` -> ``aborted``). ``Call.finish`` runs once, never raises.
     """
 
     __slots__ = ("call",)
@@ -44,13 +43,7 @@ class _Exits:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, _tb: object) -> None:
-        call = self.call
-        if exc_type is None:
-            call.finish("error" if call.error else "ok")
-        elif issubclass(exc_type, Exception):
-            call.finish("error", exc)
-        else:
-            call.finish("aborted")
+        self.call.finish(exc)
 
 
 def _note_chat_chunk(call: Call, chunk: Any, text: bytearray, hide_usage: bool) -> bool:
@@ -190,7 +183,7 @@ def _finish_on_collect(self: Any) -> None:
         # Collected while our generator runs (the SDK's iterator is exhausted, so nothing else held
         # the stream): the generator is about to finish and records the real outcome itself.
         return
-    call.finish("aborted")
+    call.finish(stopped=True)
 
 
 @cache
@@ -203,14 +196,14 @@ def _recording_class(stream_cls: Any) -> type[Any]:
     if issubclass(stream_cls, AsyncStream):
 
         async def aclose(self: Any) -> None:
-            self._wl_call.finish("aborted")
+            self._wl_call.finish(stopped=True)
             await stream_cls.close(self)
 
         close: Any = aclose
     else:
 
         def close(self: Any) -> None:
-            self._wl_call.finish("aborted")
+            self._wl_call.finish(stopped=True)
             stream_cls.close(self)
 
     close.__doc__ = stream_cls.close.__doc__

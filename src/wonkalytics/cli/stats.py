@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from wonkalytics.access import json_default
 from wonkalytics.errors import WonkalyticsError
 from wonkalytics.settings import load_settings
 from wonkalytics.store import reader as readers
@@ -135,7 +136,7 @@ def stats(
     except (WonkalyticsError, ValueError) as exc:
         raise fail(exc) from None
     if as_json:
-        typer.echo(json.dumps(overview, default=str))
+        typer.echo(json.dumps(overview, default=json_default))
         return
     _print(Console(), overview, period, by)
 

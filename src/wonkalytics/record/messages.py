@@ -27,13 +27,12 @@ Rules (chat completions and the Responses API alike):
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from enum import Enum
 from typing import Any
 
-from wonkalytics.access import field, safe_str
+from wonkalytics.access import field, json_text, safe_str
 from wonkalytics.record.params import is_absent
 
 __all__ = [
@@ -64,11 +63,7 @@ def _unknown(value: Any) -> str:
         return ""
     if not isinstance(value, Mapping | list | tuple):
         return _shorten_blobs(safe_str(value))
-    try:
-        text = json.dumps(value, ensure_ascii=False, default=safe_str)
-    except (ValueError, TypeError, RecursionError):
-        text = safe_str(value)
-    return _shorten_blobs(text)
+    return _shorten_blobs(json_text(value))
 
 
 def _describe_url(url: Any) -> str:

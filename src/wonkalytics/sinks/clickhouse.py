@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from wonkalytics.access import json_text
 from wonkalytics.errors import NoMatchingColumnsError
 from wonkalytics.ops import Insert, Op, Update
 from wonkalytics.settings import Settings
@@ -149,7 +150,7 @@ class ClickHouseSink:
         elif isinstance(value, bool | int | float):
             text = json.dumps(value)  # 87.6 -> "87.6": toFloat64OrNull() reads it back exactly
         else:
-            text = json.dumps(value, default=str, ensure_ascii=False)
+            text = json_text(value)
         return (key_field, str(op.key), field, text, 1 if value is None else 0, at, op.id)
 
     def is_transient(self, exc: BaseException) -> bool:

@@ -18,7 +18,6 @@ writes only its own file, so many workers on one host never interleave; files ar
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import time
@@ -27,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from wonkalytics.access import json_safe
+from wonkalytics.access import json_text
 from wonkalytics.ops import Insert, Op
 from wonkalytics.settings import Settings
 from wonkalytics.sinks.base import Rejection
@@ -130,17 +129,7 @@ class JsonLinesSink:
 
 def _dumps(data: dict[str, Any]) -> bytes:
     """One line of JSON; values JSON cannot hold (timestamps, odd objects) become text, never an error."""
-    try:
-        text = json.dumps(data, ensure_ascii=False, default=_text, separators=(",", ":"))
-    except (ValueError, TypeError, RecursionError):  # a circular value: keep the record, as text
-        text = json.dumps(json_safe(data), ensure_ascii=False, separators=(",", ":"))
-    return text.encode("utf-8", "surrogatepass") + b"\n"
-
-
-def _text(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return json_safe(value)
+    return json_text(data, compact=True).encode("utf-8", "surrogatepass") + b"\n"
 
 
 def from_settings(settings: Settings, submit: Callable[[Op], None]) -> JsonLinesSink | None:

@@ -30,11 +30,11 @@ streams, ``gen_ai.client.operation.time_to_first_chunk`` (s).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from wonkalytics._version import __version__
+from wonkalytics.access import json_text
 from wonkalytics.errors import ConfigurationError
 from wonkalytics.ops import Insert, Op
 from wonkalytics.settings import Settings, foreign_environ
@@ -165,7 +165,7 @@ def _input_messages(messages: Sequence[Any]) -> tuple[list[dict[str, Any]], list
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
+    return json_text(value)
 
 
 class OTelSink:

@@ -34,7 +34,6 @@ them) and lone surrogates are replaced by U+FFFD (no driver can encode them).
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import math
 import numbers
@@ -47,7 +46,7 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any, Literal
 
-from wonkalytics.access import field, safe_str
+from wonkalytics.access import json_text, safe_str
 from wonkalytics.errors import NoMatchingColumnsError, SchemaError
 from wonkalytics.internal_errors import log_limited
 from wonkalytics.utc import naive_utc
@@ -106,24 +105,6 @@ def clean_text(text: str) -> str:
     return text
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, set | frozenset):
-        return list(value)
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8", "replace")
-    model_dump = field(value, "model_dump")
-    if callable(model_dump):
-        try:
-            return model_dump(mode="json")
-        except Exception:  # not pydantic after all, or a model that cannot dump: fall back to str()
-            return safe_str(value)
-    return safe_str(value)
-
-
 def to_text(value: Any) -> str | None:
     """Coerce to text: containers as JSON, datetimes as ISO, anything else ``str()``.
 
@@ -139,10 +120,7 @@ def to_text(value: Any) -> str | None:
     if isinstance(value, str):
         text = value
     elif isinstance(value, Mapping | list | tuple | set | frozenset):
-        try:
-            text = json.dumps(value, ensure_ascii=False, default=_json_default)
-        except (ValueError, TypeError, RecursionError):  # e.g. a container that contains itself
-            text = safe_str(value)
+        text = json_text(value)  # a container that contains itself: a placeholder, never an error
     elif isinstance(value, datetime | date | time):
         text = value.isoformat()
     elif isinstance(value, bytes | bytearray | memoryview):
@@ -325,6 +303,18 @@ def exact_value(value: Any, kind: ColumnKind, *, column: str) -> Any:
     return number
 
 
+def fold_name(name: str) -> str:
+    """The key two spellings of one column (or table) name share: the resolver's case-insensitive rule.
+
+    Every comparison of names that ignores case goes through here or :func:`resolve_column`
+    (``tests/store/test_one_folding.py`` fails on a local ``.casefold()`` of a name).
+
+    >>> fold_name("Response_Id") == fold_name("response_ID")
+    True
+    """
+    return name.casefold()
+
+
 def column_index(columns: Iterable[str]) -> dict[str, str]:
     """Case-folded column name -> the table's own spelling (the first of two that fold alike wins).
 
@@ -333,7 +323,7 @@ def column_index(columns: Iterable[str]) -> dict[str, str]:
     """
     folded: dict[str, str] = {}
     for real_name in columns:
-        folded.setdefault(real_name.casefold(), real_name)
+        folded.setdefault(fold_name(real_name), real_name)
     return folded
 
 
@@ -361,7 +351,7 @@ def resolve_column(
     target = (column_map or {}).get(name, name)
     if target in columns:
         return target
-    return (folded if folded is not None else column_index(columns)).get(target.casefold())
+    return (folded if folded is not None else column_index(columns)).get(fold_name(target))
 
 
 def fit_to_table(

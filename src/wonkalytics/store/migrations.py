@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
 from wonkalytics.store import dialects as d
-from wonkalytics.store.fit import column_index
+from wonkalytics.store.fit import column_index, fold_name, resolve_column
 from wonkalytics.store.schema import DEFAULT_COLUMNS, ROW_KEY
 from wonkalytics.store.search_index import plan_search_index, probe_search_index
 from wonkalytics.store.views import read_index
@@ -70,12 +70,13 @@ def _quote_table(table: sa.Table, dialect: Dialect) -> str:
 
 
 def _add_default_columns(table: sa.Table, dialect: Dialect) -> Plan:
-    have = column_index(c.name for c in table.columns)
+    names = [c.name for c in table.columns]
+    have = column_index(names)
     preparer = dialect.identifier_preparer
     statements = []
     added = []
     for column in DEFAULT_COLUMNS:
-        if column.name == ROW_KEY or column.name.casefold() in have:
+        if column.name == ROW_KEY or resolve_column(column.name, names, folded=have) is not None:
             continue
         sql_type = column.type.compile(dialect=dialect)
         statements.append(f"ALTER TABLE {_quote_table(table, dialect)} ADD {preparer.quote(column.name)} {sql_type}")
@@ -87,19 +88,19 @@ def _add_default_columns(table: sa.Table, dialect: Dialect) -> Plan:
 def _has_index_on(table: sa.Table, column: str) -> bool:
     for index in table.indexes:
         names = [c.name for c in index.columns]
-        if names and names[0].casefold() == column.casefold():
+        if names and fold_name(names[0]) == fold_name(column):
             return True
     for constraint in table.constraints:
         if isinstance(constraint, sa.PrimaryKeyConstraint | sa.UniqueConstraint):
             names = [c.name for c in constraint.columns]
-            if names and names[0].casefold() == column.casefold():
+            if names and fold_name(names[0]) == fold_name(column):
                 return True
     return False
 
 
 def _index_step(name: str, column: str) -> Callable[[sa.Table, Dialect], Plan]:
     def plan(table: sa.Table, dialect: Dialect) -> Plan:
-        real = column_index(c.name for c in table.columns).get(column.casefold())
+        real = resolve_column(column, [c.name for c in table.columns])
         if real is None:
             return Plan(name, [], f"no {column} column")
         if _has_index_on(table, real):
@@ -196,7 +197,7 @@ def _rollup_step(name: str, tables: Callable[[str, str | None], list[sa.Table]],
         existing = table.info.get("existing_tables")
         statements = []
         for target in tables(table.name, table.schema):
-            if existing is not None and target.name.casefold() in existing:
+            if existing is not None and fold_name(target.name) in existing:
                 continue
             # SQL Server has no CREATE TABLE IF NOT EXISTS; elsewhere it keeps a plan printed without a
             # connection (--print-sql) safe to run twice.
@@ -285,7 +286,7 @@ def upgrade(engine: sa.Engine, table_name: str, schema: str | None = None,
         with engine.begin() as conn:
             table = sa.Table(table_name, sa.MetaData(), schema=schema, autoload_with=conn, resolve_fks=False)
             table.info["column_map"] = dict(column_map or {})
-            table.info["existing_tables"] = {n.casefold() for n in sa.inspect(conn).get_table_names(schema=schema)}
+            table.info["existing_tables"] = {fold_name(n) for n in sa.inspect(conn).get_table_names(schema=schema)}
             if step.probe is not None:
                 table.info.update(step.probe(conn, table))
             plan = step.plan(table, conn.dialect)

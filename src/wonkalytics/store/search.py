@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection
 
-from wonkalytics.store.fit import resolve_column
+from wonkalytics.store.fit import column_index, resolve_column
 
 __all__ = ["CANDIDATES_MAX", "SEARCH_FIELDS", "TRIGRAM", "SearchIndex", "detect", "fulltext_words", "plain_condition",
            "search_condition", "search_table_name"]
@@ -70,8 +70,7 @@ class SearchIndex:
 
     def serves(self, columns: Sequence[sa.Column[Any]]) -> bool:
         """Whether the index covers every one of ``columns`` (else the search scans)."""
-        have = {c.casefold() for c in self.columns}
-        return self.kind is not None and all(c.name.casefold() in have for c in columns)
+        return self.kind is not None and all(resolve_column(c.name, self.columns) is not None for c in columns)
 
 
 def plain_condition(columns: Sequence[sa.Column[Any]], needle: str) -> sa.ColumnElement[bool]:
@@ -226,8 +225,8 @@ def _detect_fulltext(conn: Connection, table: sa.Table, column_map: Mapping[str,
     indexes: dict[str, list[str]] = {}
     for index_name, column in rows:
         indexes.setdefault(str(index_name), []).append(str(column))
-    wanted = {c.name.casefold() for c in text_columns(table, column_map)}
-    best = next((cols for cols in indexes.values() if {c.casefold() for c in cols} == wanted), None)
+    wanted = column_index(c.name for c in text_columns(table, column_map)).keys()
+    best = next((cols for cols in indexes.values() if column_index(cols).keys() == wanted), None)
     if best is None:
         return SearchIndex(None, detail="no FULLTEXT index on the searched columns")
     engine = conn.execute(sa.text("SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_NAME = :t "

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
+from wonkalytics.store.fit import resolve_column
 from wonkalytics.store.search import SearchIndex, detect, search_table_name, text_columns
 
 __all__ = ["plan_search_index", "probe_search_index"]
@@ -116,8 +117,8 @@ def _sqlite(table: sa.Table, dialect: Dialect, columns: list[sa.Column[Any]],
 
 def _postgresql(table: sa.Table, dialect: Dialect, columns: list[sa.Column[Any]],
                 index: SearchIndex | None) -> tuple[list[str], str, bool]:
-    have = {c.casefold() for c in (index.columns if index is not None else ())}
-    missing = [c for c in columns if c.name.casefold() not in have]
+    covered = index.columns if index is not None else ()
+    missing = [c for c in columns if resolve_column(c.name, covered) is None]
     if not missing:
         return [], index.detail if index is not None else "indexed", False
     pg: dict[str, Any] | None = table.info.get("pg_trgm")
