@@ -24,6 +24,7 @@ __all__ = ["OPAQUE_KEYS", "PREFIXES", "SEPARATOR", "flatten", "strip_prefixes"]
 SEPARATOR = "_"
 PREFIXES: tuple[str, ...] = ("kwargs_", "request_")
 """Leading parts of a key that the seed removed: ``request_kwargs_x`` is stored as ``x``."""
+_LEAVES = frozenset({str, int, float, bool, type(None)})  # values that are never a mapping to flatten
 OPAQUE_KEYS: frozenset[str] = frozenset({"auth_info"})
 """Keys whose mapping value is kept whole rather than flattened (the identity step parses it)."""
 
@@ -38,6 +39,10 @@ def flatten(item: Mapping[Any, Any], *, opaque: frozenset[str] = OPAQUE_KEYS) ->
     >>> flatten({"request": {"name": "Ann", "scores": {"math": 9}}, "tags": ["a"]})
     {'tags': ['a'], 'request_name': 'Ann', 'request_scores_math': 9}
     """
+    if type(item) is dict and all(type(key) is str for key in item) and all(
+        type(value) in _LEAVES for value in item.values()
+    ):
+        return dict(item)  # nothing nested (the usual request fields): the walk below would copy it as is
     flat: dict[str, Any] = {}
     # Breadth first, so every shallower key is placed before any deeper one can collide with it.
     pending: deque[tuple[str, Mapping[Any, Any], tuple[int, ...]]] = deque([("", item, (id(item),))])
@@ -88,6 +93,8 @@ def strip_prefixes(row: Mapping[str, Any]) -> dict[str, Any]:
     >>> strip_prefixes({"request_response_id": "r2", "response_id": "r1"})
     {'response_id': 'r1'}
     """
+    if not any(key.startswith(PREFIXES) for key in row):
+        return dict(row)  # no key to strip (the usual request fields): the same fields, in a new dict
     stripped: dict[str, Any] = {}
     prefixes_removed: dict[str, int] = {}
     for key, value in row.items():

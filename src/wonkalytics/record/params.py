@@ -68,7 +68,8 @@ def param_fields(params: Mapping[str, Any], *, fallback_model: str | None = None
     max_tokens = _first_present(params, "max_tokens", "max_completion_tokens", "max_output_tokens")
     if max_tokens is not None:
         fields["max_tokens"] = max_tokens
-    effort = field(params.get("reasoning"), "effort")
+    reasoning = params.get("reasoning")
+    effort = None if reasoning is None else field(reasoning, "effort")  # None: no ABC check in field()
     if "reasoning_effort" not in fields and isinstance(effort, str):
         fields["reasoning_effort"] = effort
     return fields

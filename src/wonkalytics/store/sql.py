@@ -344,14 +344,18 @@ class TableStore:
         state = self._state()
         groups: list[tuple[frozenset[str], list[dict[str, Any]]]] = []  # runs, in submission order
         for row in rows:
-            for key in row:
-                if not isinstance(key, str) or key not in state.names:
-                    raise UnknownColumnError(str(key), self.name, state.names)
             keys = frozenset(row)
+            # A plain dict is only read, never kept or changed, so it is not copied; another mapping is.
+            row = row if type(row) is dict else dict(row)
             if groups and groups[-1][0] == keys:
-                groups[-1][1].append(dict(row))
-            else:
-                groups.append((keys, [dict(row)]))
+                groups[-1][1].append(row)
+                continue
+            # Checked once per run of one key set, not per key of every row (37 look-ups a row of
+            # the writer's rows).
+            if not keys <= state.names:
+                unknown = next(key for key in row if not isinstance(key, str) or key not in state.names)
+                raise UnknownColumnError(str(unknown), self.name, state.names)
+            groups.append((keys, [row]))
 
         def insert(conn: Connection) -> int:
             rolled = rollup_keeper.begin_insert(conn, state.table, rows, state.dedupe_on or state.filter_on)
@@ -407,7 +411,10 @@ class TableStore:
             conn.execute(plan.statement, group)
             without_key = sum(1 for row in group if row[state.dedupe_on] is None)
             return without_key + len(keys - existing)
-        result = conn.execute(plan.statement, group)
+        if plan.positional is not None:
+            result = conn.exec_driver_sql(plan.positional.sql, plan.positional.parameters(group))
+        else:
+            result = conn.execute(plan.statement, group)
         if plan.count == "returning":
             return len(result.all())
         if plan.count == "rowcount" and result.rowcount >= 0:
