@@ -22,7 +22,7 @@ PACKAGE = Path(wonkalytics.__file__).parent
 
 NOT_NAMES: dict[tuple[str, str], str] = {
     ("store/fit.py", "name"): "fold_name itself: the one rule",
-    ("store/fit.py", "value.strip()"): "a boolean column's text ('true', 'Yes')",
+    ("store/coerce.py", "value.strip()"): "a boolean column's text ('true', 'Yes')",
     ("store/dialects.py", "name"): "a dialect name from a URL ('PostgreSQL+psycopg')",
     ("store/clickhouse.py", "text.split('://', 1)[0]"): "a URL scheme",
     ("store/failures.py", "str(orig)"): "a driver's error message",
