@@ -112,10 +112,10 @@ def insert(event_id: str, **fields: Any) -> Insert:
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries in milliseconds, so outages in these tests cost no wall time."""
     import wonkalytics.writer.delivery as delivery_module
-    import wonkalytics.writer.lane as lane_module
+    import wonkalytics.writer.parked as parked_module
 
     monkeypatch.setattr(delivery_module, "backoff", lambda attempt: 0.01)
-    monkeypatch.setattr(lane_module, "update_delay", lambda rounds: min(0.05, 0.01 * 2**rounds))
+    monkeypatch.setattr(parked_module, "update_delay", lambda rounds: min(0.05, 0.01 * 2**rounds))
 
 
 @pytest.fixture

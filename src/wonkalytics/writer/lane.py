@@ -6,6 +6,11 @@ good goes to the rejected-ops file; an update that finds no row is parked and lo
 ``update_grace`` has passed. When the queue is full, ops spill to the spool, and from then on every
 op queues behind them on disk until the spool is drained, so the order survives an overflow, an
 outage and a restart. A slow or failing sink holds back only its own lane.
+
+A lane is four concerns, one module each: the queue, its thread and the spill to disk (here),
+delivering a batch with retry and isolation (:mod:`.delivery`), updates waiting for their row
+(:mod:`.parked`) and draining spooled segments (:mod:`.segments`); the last three are mixins whose
+state lives on the lane.
 """
 
 from __future__ import annotations
@@ -19,11 +24,12 @@ from collections import deque
 from pathlib import Path
 
 from wonkalytics.internal_errors import log_limited, swallow
-from wonkalytics.ops import Builder, Op, Outcome, RowNotFoundError, Update, encode_op
+from wonkalytics.ops import Builder, Op, Outcome, Update, encode_op
 from wonkalytics.sinks.base import Sink
 from wonkalytics.writer.delivery import Delivery
 from wonkalytics.writer.health import Counters, SinkHealth
-from wonkalytics.writer.retry import LANE_ERROR_PAUSE, update_delay
+from wonkalytics.writer.parked import Parked
+from wonkalytics.writer.retry import LANE_ERROR_PAUSE
 from wonkalytics.writer.segments import SegmentDrain, describe
 from wonkalytics.writer.spool import Spool
 
@@ -34,7 +40,7 @@ logger = logging.getLogger("wonkalytics")
 _Key = tuple[str, object]
 
 
-class Lane(Delivery, SegmentDrain):
+class Lane(Delivery, SegmentDrain, Parked):
     """The queue and worker thread in front of one :class:`~wonkalytics.sinks.base.Sink`."""
 
     def __init__(
@@ -91,29 +97,33 @@ class Lane(Delivery, SegmentDrain):
     def put(self, op: Op) -> None:
         """Queue one op (memory, or the spool when full / disk durability). Never blocks on the sink."""
         thread = self._thread
+        exiting = False  # interpreter shutdown: no thread can start; the next process replays the op
         if thread is None or not thread.is_alive():
             try:
                 self._start()  # first op, or after shutdown(): a late op still gets written
-            except RuntimeError:  # interpreter shutdown: no thread can start; the next process replays it
-                self._spool_ops([op])
-                return
-        if self._spilling or len(self._queue) >= self.queue_size:
+            except RuntimeError:
+                exiting = True
+        if exiting or self._spilling or len(self._queue) >= self.queue_size:
             with self._spill_lock:
-                if self._spilling or len(self._queue) >= self.queue_size:
-                    if not self._spilling:
+                if exiting or self._spilling or len(self._queue) >= self.queue_size:
+                    if not exiting and not self._spilling:
                         log_limited(
                             f"queue-full-{self.name}", logging.WARNING,
                             "wonkalytics: the %s queue is full (%d ops); spilling to %s until it catches up",
                             self.name, self.queue_size, self.spool.directory,
                         )
-                    self._spilling = True
+                        self._spilling = True
                     try:
                         self._spool_ops([op])
-                        self.counters.spool_ok()
-                        self._count_submitted(1)
+                    except OSError as exc:
+                        if exiting:
+                            raise  # no thread to write it from memory: Writer.submit logs it lost
+                        self._spool_failed(exc)  # a full or read-only disk: keep it in memory, never drop it
+                    else:
+                        if not exiting:  # at exit it is the next process's op: no flush waits for it
+                            self.counters.spool_ok()
+                            self._count_submitted(1)
                         return
-                    except OSError as exc:  # a full or read-only disk: keep it in memory, never drop it
-                        self._spool_failed(exc)
         self._queue.append(op)
         self._count_submitted(1)
 
@@ -313,62 +323,6 @@ class Lane(Delivery, SegmentDrain):
         with self._cond:
             self._done += count
             self._cond.notify_all()
-
-    # -- updates waiting for their row -------------------------------------------------------------
-
-    def _divert_to_pending(self, ops: list[Op]) -> list[Op]:
-        """Updates of a key that already has parked updates wait behind them (their order is kept)."""
-        if not self._pending_keys:
-            return ops
-        kept: list[Op] = []
-        for op in ops:
-            if isinstance(op, Update) and (op.key_field, op.key) in self._pending_keys:
-                if self.sink.primary and op.outcome is not None:
-                    op.outcome.set(False)
-                self._park(op)
-            else:
-                kept.append(op)
-        return kept
-
-    def _park(self, op: Update) -> None:
-        missing_for = op.note_missing()
-        if missing_for > self.update_grace:
-            key = (op.key_field, op.key)
-            logger.warning(
-                "wonkalytics: giving up %s update of %s for %s=%r: no such row after %.0f s (update_grace); it "
-                "is kept in the rejected-ops file", self.name, op.field, key[0], key[1], missing_for,
-            )
-            self._reject(op, RowNotFoundError(f"no row with {key[0]}={key[1]!r} after {missing_for:.0f} s"))
-            return
-        key = (op.key_field, op.key)
-        self._pending.append(op)
-        self._pending_keys[key] = self._pending_keys.get(key, 0) + 1
-        if self._next_pending_at == math.inf:
-            self._pending_rounds = 0
-            self._next_pending_at = time.monotonic() + update_delay(0)
-
-    def _retry_pending(self) -> None:
-        if not self._pending or time.monotonic() < self._next_pending_at or self._stop.is_set():
-            return
-        ops: list[Op] = list(self._pending)
-        self._pending.clear()
-        self._pending_keys.clear()
-        self._next_pending_at = math.inf
-        self._pending_rounds += 1
-        rounds = self._pending_rounds
-        self._retrying = len(ops)
-        try:
-            delivered = self._deliver(ops)
-        finally:
-            self._retrying = 0
-        if not delivered:  # stopped: keep them for the spool
-            for op in ops:
-                if isinstance(op, Update):
-                    self._park(op)
-            return
-        if self._pending:
-            self._pending_rounds = rounds
-            self._next_pending_at = time.monotonic() + update_delay(rounds)
 
     # -- ops refused for good ----------------------------------------------------------------------
 
