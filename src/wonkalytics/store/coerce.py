@@ -178,7 +178,7 @@ def to_float(value: Any) -> float | None:
     return _real(value)
 
 
-def _from_epoch(value: numbers.Real | Decimal) -> datetime | None:
+def _from_epoch(value: float | numbers.Real | Decimal) -> datetime | None:
     seconds = _real(value)
     if seconds is None:
         return None
@@ -194,6 +194,8 @@ def to_datetime(value: Any) -> datetime | None:
     >>> to_datetime("2024-05-01T12:00:00+02:00"), to_datetime(0)
     (datetime.datetime(2024, 5, 1, 10, 0), datetime.datetime(1970, 1, 1, 0, 0))
     """
+    if type(value) is float:  # epoch seconds (every interaction's start_time): before the ABC checks below
+        return _from_epoch(value)
     if isinstance(value, datetime):
         return value if value.tzinfo is None else naive_utc(value)
     if isinstance(value, date):
