@@ -157,22 +157,36 @@ def caller(client: Any, name: str, loop: asyncio.AbstractEventLoop | None) -> Ca
     return lambda: loop.run_until_complete(awhole_call(client, "fake-chunks-10", extra))
 
 
-def timed_block(call: Callable[[], int], flush_inside: bool, cpu: list[float]) -> float:
+@dataclass
+class CallCpu:
+    """CPU per call of one arm's blocks: the whole process, the caller's thread, Wonkalytics' threads."""
+
+    process: list[float]
+    caller: list[float]
+    writer: list[float]
+
+
+def timed_block(call: Callable[[], int], flush_inside: bool, cpu: CallCpu) -> float:
     """ns per call over a block of calls; the flush is inside the clock or just after it.
 
-    The process's CPU time over the same span (every thread: the writer's work, not its waits) is
-    appended to ``cpu``, per call.
+    The CPU time over the same span is appended to ``cpu``, per call: the process's (every thread:
+    the writer's work, not its waits), and its two parts, the caller's thread and the ``wonkalytics-*``
+    threads (the profile of the added CPU: what the call path costs vs what the writer does per row).
     """
     import wonkalytics
 
     cpu_start = time.process_time_ns()
+    caller_start = time.thread_time_ns()
+    writer_start = h.wonkalytics_threads_cpu_ns() or 0
     start = h.perf_ns()
     for _ in range(BLOCK):
         call()
     if flush_inside:
         wonkalytics.flush()  # a no-op for the raw arms: the same code runs in every arm
     elapsed = h.perf_ns() - start
-    cpu.append((time.process_time_ns() - cpu_start) / BLOCK)
+    cpu.process.append((time.process_time_ns() - cpu_start) / BLOCK)
+    cpu.caller.append((time.thread_time_ns() - caller_start) / BLOCK)
+    cpu.writer.append(((h.wonkalytics_threads_cpu_ns() or 0) - writer_start) / BLOCK)
     wonkalytics.flush()
     return elapsed / BLOCK
 
@@ -186,7 +200,7 @@ def per_call_flavour(flavour: str, plan: Plan, run: h.Run, report: Report) -> No
     clients["in"] = wonkalytics.wrap(clients["in"])
     clients["out"] = wonkalytics.wrap(clients["out"])
     calls = {name: caller(client, name, loop) for name, client in clients.items()}
-    cpu: dict[str, list[float]] = {name: [] for name in ("raw", "raw A/A", "in", "out")}
+    cpu = {name: CallCpu([], [], []) for name in ("raw", "raw A/A", "in", "out")}
     arms: dict[str, Callable[[], float]] = {
         "raw": lambda: timed_block(calls["raw"], True, cpu["raw"]),
         "raw A/A": lambda: timed_block(calls["raw A/A"], True, cpu["raw A/A"]),
@@ -195,11 +209,12 @@ def per_call_flavour(flavour: str, plan: Plan, run: h.Run, report: Report) -> No
     }
     result = h.run_rounds(arms, plan.call_rounds, run.rng, warmup=2)
     warm = 2  # the warm-up rounds (run_rounds warmup=2) appended CPU figures too: drop them
-    used = h.Rounds({name: values[warm:] for name, values in cpu.items()})
+    used = h.Rounds({name: part.process[warm:] for name, part in cpu.items()})
     delta, noise = used.delta("in", "raw")
     aa, _ = used.delta("raw A/A", "raw")
+    section = f"Per 10-chunk call, {flavour} (blocks of {BLOCK} calls)"
     report.add(
-        f"Per 10-chunk call, {flavour} (blocks of {BLOCK} calls)",
+        section,
         "added process CPU per call, writer's work included (all threads)",
         f"raw {ms(used.med('raw'))}",
         ms(delta),
@@ -207,7 +222,20 @@ def per_call_flavour(flavour: str, plan: Plan, run: h.Run, report: Report) -> No
         f"<= {TARGET_CALL_MS:g} ms",
         verdict(delta / 1e6, noise / 1e6, TARGET_CALL_MS),
     )
-    section = f"Per 10-chunk call, {flavour} (blocks of {BLOCK} calls)"
+    # The profile of that added CPU, by thread: the caller's thread (wrapper, chunk notes, finalizer,
+    # submit) minus raw's, and the wonkalytics-* threads (record building, fitting, driver, commit of
+    # each block's 20 rows; the statement watchdog).
+    callers = h.Rounds({name: part.caller[warm:] for name, part in cpu.items()})
+    caller_delta, caller_noise = callers.delta("in", "raw")
+    writer = cpu["in"].writer[warm:]
+    report.add(
+        section, "of which the caller's thread", f"raw {ms(callers.med('raw'))}", ms(caller_delta),
+        f"±{ms(caller_noise)}", "profile", "info",
+    )
+    report.add(
+        section, "of which the writer's threads (per row: one row per call)", "", us(h.median(writer)),
+        f"±{us(h.notch(writer))}", "profile", "info",
+    )
     aa, _ = result.delta("raw A/A", "raw")
     for name in ("wrapped, writer inside the clock", "wrapped, writer outside the clock"):
         delta, noise = result.delta(name, "raw")
@@ -341,6 +369,8 @@ HOW_TO_READ = """\
 - "Process CPU per call, writer's work included": each block of 20 calls ends with `flush()` inside
   the measurement, so everything the writer does for those rows is charged to the wrapped arm; CPU
   time of all threads (under the GIL, what the app's threads lose), not the writer's waits.
+- "Of which the caller's thread / the writer's threads" splits that CPU by thread (thread CPU clocks): the
+  wrapped arm's calling thread minus raw's, and every `wonkalytics-*` thread (per call, which is per row).
 - "Writer inside the clock" is the wall time of the same blocks: it adds waiting for the commit
   (a forced commit per 20 rows, SQLite WAL fsync) that an app never waits for: an upper bound.
   "Outside the clock" flushes after the clock stops: the caller's thread alone.

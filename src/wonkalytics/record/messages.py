@@ -193,7 +193,9 @@ def render_conversation(items: Any, *, instructions: Any = None) -> tuple[str | 
     ...                      {"role": "user", "content": "Hi"}])
     ('Be short.', 'user:\\nHi\\n\\n')
     """
-    if is_absent(items):
+    if type(items) is list:
+        pass  # the usual: a list of messages, as every branch below leaves it (no ABC checks)
+    elif is_absent(items):
         items = []
     elif isinstance(items, Iterator) and _role(items) is None:
         items = list(items)
@@ -256,7 +258,7 @@ def prompt_fields(row: dict[str, Any]) -> dict[str, Any]:
     {'messages': 'already text'}
     """
     messages = row.get("messages")
-    if not isinstance(messages, list | tuple) and not isinstance(messages, Iterator):
+    if messages is None or (not isinstance(messages, list | tuple) and not isinstance(messages, Iterator)):
         return row
     system_msg, text = render_conversation(messages)
     new = {**row, "messages": text}

@@ -250,16 +250,24 @@ class _Watchdog:
         self._cond = threading.Condition()
         self._deadlines: dict[int, float] = {}  # thread ident -> monotonic deadline
         self._thread: threading.Thread | None = None
+        self._wakes_at = -math.inf  # when the sleeping thread looks next; -inf: it is not asleep
+        self._idle = 60.0  # how long it sleeps with no deadline: the shortest timeout armed (1-60 s)
 
     def arm(self, ident: int, seconds: float) -> float | None:
         """Set thread ``ident``'s deadline; returns the one it replaces (nested deadlines)."""
         with self._cond:
             previous = self._deadlines.get(ident)
-            self._deadlines[ident] = time.monotonic() + seconds
+            deadline = self._deadlines[ident] = time.monotonic() + seconds
+            # Idle, it sleeps no longer than a timeout: a deadline armed later then falls after its look.
+            self._idle = min(self._idle, max(1.0, seconds))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="wonkalytics-watchdog", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if deadline < self._wakes_at:
+                # Only a deadline before the sleeper's next look needs it awake now. With one statement
+                # timeout each new deadline is later than the ones it sleeps for, so a transaction no
+                # longer wakes a second thread (a GIL hand-off and a context switch per batch of the writer).
+                self._cond.notify()
             return previous
 
     def disarm(self, ident: int, previous: float | None) -> None:
@@ -277,8 +285,10 @@ class _Watchdog:
                 for ident in due:
                     del self._deadlines[ident]
                 if not due:
-                    wait = min(self._deadlines.values(), default=now + 60.0) - now
-                    self._cond.wait(max(0.01, wait))
+                    wait = max(0.01, min(self._deadlines.values(), default=now + self._idle) - now)
+                    self._wakes_at = now + wait
+                    self._cond.wait(wait)
+                    self._wakes_at = -math.inf  # awake: it looks at every deadline before sleeping again
                     continue
             for ident in due:
                 _cut(ident)
@@ -287,6 +297,8 @@ class _Watchdog:
         self._cond = threading.Condition()
         self._deadlines = {}
         self._thread = None
+        self._wakes_at = -math.inf
+        self._idle = 60.0
 
 
 _watchdog = _Watchdog()

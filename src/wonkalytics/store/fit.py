@@ -145,17 +145,20 @@ def fit_to_table(
     if not plan.has_payload:
         raise NoMatchingColumnsError(row.keys(), table, columns)
     fitted: dict[str, Any] = {}
-    kept_payload = False
     refused: list[tuple[str, str]] = []  # (column, why)
-    for name, column, kind, convert, payload in plan.steps:
+    for name, column, kind, convert, _ in plan.steps:
         value = row[name]
+        if value is None:  # None stays None in every kind: no converter call (a third of a row's fields)
+            fitted[column] = None
+            continue
         result = convert(value)
-        if result is None and value is not None:
+        if result is None:
             refused.append((column, _refusal(column, kind, value)))
             continue
         fitted[column] = result
-        kept_payload = kept_payload or payload
-    if refused and not kept_payload:  # nothing of the app's would land: set the row aside, whole
+    # Whether a field of the app's landed matters only when some were refused: asked then, not per field.
+    if refused and not any(payload and column in fitted for _, column, _, _, payload in plan.steps):
+        # nothing of the app's would land: set the row aside, whole
         reasons = "; ".join(why for _, why in refused)
         raise SchemaError(
             f"no field of the row could be stored in table {table!r}: {reasons}. The row is set aside; "
