@@ -7,15 +7,15 @@ tables exist) adds the batch's deltas to every level with a few statements per l
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
+from wonkalytics.store import rollup_batch
+from wonkalytics.store.rollup_batch import keys_in, keys_value
 from wonkalytics.store.rollup_model import METRICS, Aggregate, Deltas, Groups, Level, Users, combine, stored
 from wonkalytics.store.rollups import Rollup, probe_levels
 
@@ -65,26 +65,6 @@ def _insert_missing(conn: Connection, target: sa.Table, rows: list[dict[str, Any
 
 
 _CHUNK = 500  # keys per IN (...) list
-
-
-def keys_in(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[bool]:
-    """``column IN (:keys)`` with every key in one bound parameter where the dialect has a list type.
-
-    PostgreSQL binds an array (``= ANY(:keys)``), SQLite a JSON array (``IN (SELECT value FROM
-    json_each(:keys))``); elsewhere an expanding ``IN``. One parameter instead of one per key: the
-    writer's look-up of a batch's 200 event ids measured 1.35 -> 0.40 ms (PostgreSQL) and 0.32 ->
-    0.16 ms (SQLite) of writer CPU, a fifth of the rollup upkeep on PostgreSQL. Bind with :func:`keys_value`.
-    """
-    if dialect == "postgresql":
-        return column == sa.any_(sa.bindparam("keys", type_=postgresql.ARRAY(column.type)))
-    if dialect == "sqlite":
-        return column.in_(sa.select(sa.column("value")).select_from(sa.func.json_each(sa.bindparam("keys"))))
-    return column.in_(sa.bindparam("keys", expanding=True))
-
-
-def keys_value(keys: Sequence[Any], dialect: str) -> Any:
-    """The value of :func:`keys_in`'s parameter for ``keys`` (strings)."""
-    return json.dumps(list(keys)) if dialect == "sqlite" else list(keys)
 
 
 def _bulk_keys(dialect: str, keys: Sequence[Any]) -> bool:
@@ -163,18 +143,27 @@ class Keeper(Rollup):
         if not groups:
             return
         keys = sorted(groups)
-        dialect = conn.dialect.name
-        fresh = dialect in ("sqlite", "postgresql")
-        if not fresh:   # insert the missing rows empty first: the UPSERT takes the lock of a row a peer inserts
+        if conn.dialect.name not in ("sqlite", "postgresql"):
+            # insert the missing rows empty first: the UPSERT takes the lock of a row a peer inserts
             _insert_missing(conn, r, [{"key_hash": k, "bucket": groups[k][0],
                                        **dict(zip(names, groups[k][1], strict=True))} for k in keys], ["key_hash"])
-        sql = _statements(conn, r, ("key_hash",))
-        found = Keeper._locked(conn, r, keys)
-        if fresh and len(found) < len(keys):
-            # SQLite and PostgreSQL: the rows not there yet are inserted with their figures at once (one
-            # statement less per table and batch, the steady state reads and updates only: bench/writer_cpu.py).
+        changed, emptied = Keeper._merged(conn, r, names, groups, Keeper._locked(conn, r, keys))
+        if changed:
+            conn.execute(_statements(conn, r, ("key_hash",)).update, changed)
+        Keeper._delete(conn, r, emptied)
+
+    @staticmethod
+    def _merged(conn: Connection, r: sa.Table, names: Sequence[str], groups: Groups,
+                found: dict[str, Aggregate]) -> tuple[list[dict[str, Any]], list[str]]:
+        """The stored rows ``found`` of ``groups``' keys with the deltas added: the rows to update
+        (``k_key``, ``v_<metric>``) and the keys whose rows are now empty. Keys not stored yet are
+        inserted here with their figures (SQLite, PostgreSQL: one statement less per table and batch)."""
+        keys = sorted(groups)
+        dialect = conn.dialect.name
+        if dialect in ("sqlite", "postgresql") and len(found) < len(keys):
             # PostgreSQL: a row a concurrent writer inserted meanwhile is skipped (ON CONFLICT DO NOTHING,
             # not RETURNED) and merged below like any stored row. SQLite holds the database's write lock.
+            sql = _statements(conn, r, ("key_hash",))
             new = [k for k in keys if k not in found and groups[k][2].counts.get("interactions", 0) > 0]
             rows = [{"key_hash": k, "bucket": groups[k][0], **dict(zip(names, groups[k][1], strict=True)),
                      **groups[k][2].values()} for k in new]
@@ -192,8 +181,10 @@ class Keeper(Rollup):
                 emptied.append(key)
             else:
                 changed.append({"k_key": key, **{f"v_{c}": v for c, v in merged.values().items()}})
-        if changed:
-            conn.execute(sql.update, changed)
+        return changed, emptied
+
+    @staticmethod
+    def _delete(conn: Connection, r: sa.Table, emptied: Sequence[str]) -> None:
         for start in range(0, len(emptied), _CHUNK):
             conn.execute(sa.delete(r).where(r.c.key_hash.in_(emptied[start:start + _CHUNK])))
 
@@ -213,9 +204,12 @@ class Keeper(Rollup):
         return found
 
     @staticmethod
+    def _user_deltas(keys: Sequence[str], users: Users) -> list[dict[str, Any]]:
+        return [{**dict(zip(keys, k, strict=True)), "n": n} for k, n in sorted(users.items()) if n]
+
+    @staticmethod
     def _apply_users(conn: Connection, u: sa.Table, keys: Sequence[str], users: Users) -> None:
-        deltas: list[dict[str, Any]] = [{**dict(zip(keys, k, strict=True)), "n": n}
-                                        for k, n in sorted(users.items()) if n]
+        deltas = Keeper._user_deltas(keys, users)
         if not deltas:
             return
         upsert = _statements(conn, u, keys).upsert
@@ -225,24 +219,76 @@ class Keeper(Rollup):
                 conn.execute(sa.update(u).where(*[u.c[k] == x[k] for k in keys]).values(n=u.c.n + x["n"]))
         else:
             conn.execute(upsert, deltas)
+        Keeper._drop_users(conn, u, users)
+
+    @staticmethod
+    def _drop_users(conn: Connection, u: sa.Table, users: Users) -> None:
+        """Delete the users rows a negative delta emptied (an update's "old value out")."""
         gone = sorted({k[0] for k, n in users.items() if n < 0})
         for start in range(0, len(gone), _CHUNK):
             conn.execute(sa.delete(u).where(u.c.n <= 0, u.c.bucket.in_(gone[start:start + _CHUNK])))
 
+    def _parts(self, levelled: Sequence[tuple[Level, Deltas]]) -> tuple[
+            list[tuple[sa.Table, Sequence[str], Groups]], list[tuple[sa.Table, Sequence[str], Users]]]:
+        """Every rollup table with its names and deltas, and every users table with its keys and deltas."""
+        rows: list[tuple[sa.Table, Sequence[str], Groups]] = []
+        people: list[tuple[sa.Table, Sequence[str], Users]] = []
+        for level, deltas in levelled:
+            rollup, users = self.tables[level]
+            rows.append((rollup, self.names, deltas.groups))
+            people.append((users, ("bucket", "username"), deltas.users))
+            if level in self.models:
+                by_model, model_users = self.models[level]
+                rows.append((by_model, ("model",), deltas.models))
+                people.append((model_users, ("bucket", "model", "username"), deltas.model_users))
+                for i, users_by in self.by[level].items():
+                    people.append((users_by, ("bucket", "value", "username"), deltas.by.get(i, {})))
+        return rows, people
+
+    def _apply_batched(self, conn: Connection, levelled: Sequence[tuple[Level, Deltas]]) -> None:
+        """:meth:`apply` of every level with the look-up in one statement (and the writes in one on
+        PostgreSQL): :mod:`wonkalytics.store.rollup_batch`."""
+        rows, people = self._parts(levelled)
+        wanted = [(r, sorted(groups)) for r, _, groups in rows if groups]
+        stored_rows = iter(rollup_batch.lookup(conn, wanted)) if wanted else iter(())
+        updates: list[tuple[sa.Table, list[dict[str, Any]]]] = []
+        for r, names, groups in rows:
+            if not groups:
+                continue
+            found = {k: stored(v) for k, v in next(stored_rows).items()}
+            changed, emptied = Keeper._merged(conn, r, names, groups, found)
+            updates.append((r, changed))
+            Keeper._delete(conn, r, emptied)
+        if conn.dialect.name in rollup_batch.WRITE_DIALECTS and rollup_batch.write(
+                conn, updates, [(u, keys, Keeper._user_deltas(keys, d)) for u, keys, d in people]):
+            for u, _, d in people:
+                Keeper._drop_users(conn, u, d)
+            return
+        for r, changed in updates:
+            if changed:
+                conn.execute(_statements(conn, r, ("key_hash",)).update, changed)
+        for u, keys, d in people:
+            Keeper._apply_users(conn, u, keys, d)
+
     def apply_all(self, conn: Connection, groups: Groups, users: Users) -> None:
         """Apply quarter-hour deltas to every level this keeper keeps."""
-        for level, deltas in self.levelled(groups, users):
+        levelled = self.levelled(groups, users)
+        if conn.dialect.name in rollup_batch.LOOKUP_DIALECTS:
+            self._apply_batched(conn, levelled)
+            return
+        for level, deltas in levelled:
             self.apply(conn, level, deltas)
 
     def canonical(self, row: Mapping[str, Any]) -> Mapping[str, Any]:
         """A row keyed by the table's column names -> keyed by our field names (the row itself when
         every field is its own column name, as in the default table: ~3 µs a row saved)."""
-        if self._named_as_fields:
+        if self.named_as_fields:
             return row
         return {name: row.get(column.name) for name, column in self.columns.items()}
 
     @property
-    def _named_as_fields(self) -> bool:
+    def named_as_fields(self) -> bool:
+        """Whether every field is read from the column of its own name (rows need no renaming)."""
         named = self.__dict__.get("_named")
         if named is None:
             named = self.__dict__["_named"] = all(name == c.name for name, c in self.columns.items())
@@ -266,7 +312,8 @@ def keeper_for(conn: Connection, table: sa.Table) -> Keeper | None:
 
 def after_insert(conn: Connection, keeper: Keeper, rows: Sequence[Mapping[str, Any]]) -> None:
     """Roll up ``rows`` (the ones that landed, keyed by column names) in the insert's transaction."""
-    keeper.apply_all(conn, *keeper.aggregate([keeper.canonical(r) for r in rows]))
+    named = rows if keeper.named_as_fields else [keeper.canonical(r) for r in rows]
+    keeper.apply_all(conn, *keeper.aggregate(named))
 
 
 def around_update(conn: Connection, keeper: Keeper, where: sa.ColumnElement[bool], update: Any) -> Any:

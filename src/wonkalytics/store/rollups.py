@@ -104,23 +104,31 @@ class Rollup:
 
     def aggregate(self, rows: Iterable[Mapping[str, Any]], sign: int = 1) -> tuple[Groups, Users]:
         """Rows -> quarter-hour aggregates by key hash, and counts by (quarter hour, key, username)."""
-        found: dict[tuple[datetime, tuple[Any, ...]], Aggregate] = {}   # hashed once per key, not per row
+        grouped: dict[tuple[datetime, tuple[Any, ...]], list[Mapping[str, Any]]] = {}   # hashed once per key
         users: Users = {}
         names = self.names
+        low = high = bucket = datetime.min   # the last row's quarter hour: a batch's rows mostly share it
         for row in rows:
             moment = row.get("timestamp")
             if not isinstance(moment, datetime) or row.get("model") is None:
                 continue
-            bucket = bucket_of(moment)
+            if moment.tzinfo is not None or not low <= moment < high:
+                low = bucket = bucket_of(moment)
+                high = low + BUCKET
             dims = tuple([row.get(f) for f in names])
-            agg = found.get((bucket, dims))
-            if agg is None:
-                agg = found[(bucket, dims)] = Aggregate()
-            agg.add(row, sign)
+            group = grouped.get((bucket, dims))
+            if group is None:
+                grouped[(bucket, dims)] = [row]
+            else:
+                group.append(row)
             user = row.get("username")
             if user is not None:
                 slot = (bucket, dims, str(user))
                 users[slot] = users.get(slot, 0) + sign
+        found: dict[tuple[datetime, tuple[Any, ...]], Aggregate] = {}
+        for key, group_rows in grouped.items():
+            found[key] = agg = Aggregate()
+            agg.add_rows(group_rows, sign)
         return {key_hash(b, dims): (b, dims, agg) for (b, dims), agg in found.items()}, users
 
     def levelled(self, groups: Groups, users: Users) -> list[tuple[Level, Deltas]]:
