@@ -58,14 +58,16 @@ def keys_value(keys: Sequence[Any], dialect: str) -> Any:
     return json.dumps(list(keys)) if dialect in ("sqlite", "postgresql") else list(keys)
 
 
-_LOOKUPS: dict[tuple[tuple[int, ...], str], tuple[tuple[sa.Table, ...], sa.CompoundSelect[Any]]] = {}
+_Lookup = tuple[tuple[sa.Table, ...], "sa.Column[Any] | None", sa.CompoundSelect[Any]]
+_LOOKUPS: dict[tuple[tuple[int, ...], int, str], _Lookup] = {}
 
 
-def _lookup_statement(tables: tuple[sa.Table, ...], dialect: str) -> sa.CompoundSelect[Any]:
-    slot = (tuple(id(t) for t in tables), dialect)
+def _lookup_statement(tables: tuple[sa.Table, ...], held: sa.Column[Any] | None,
+                      dialect: str) -> sa.CompoundSelect[Any]:
+    slot = (tuple(id(t) for t in tables), id(held), dialect)
     hit = _LOOKUPS.get(slot)
-    if hit is not None and all(a is b for a, b in zip(hit[0], tables, strict=True)):
-        return hit[1]
+    if hit is not None and hit[1] is held and all(a is b for a, b in zip(hit[0], tables, strict=True)):
+        return hit[2]
     parts: list[sa.Select[Any]] = []
     for i, table in enumerate(tables):
         short = table.alias(f"r{i}")   # a shorter text than the table's name on every column
@@ -74,22 +76,36 @@ def _lookup_statement(tables: tuple[sa.Table, ...], dialect: str) -> sa.Compound
         if dialect != "sqlite":
             part = sa.select(part.with_for_update().cte(f"locked_{i}"))
         parts.append(part)
+    if held is not None:   # the batch's ids the table holds already, as part -1 (no figures)
+        columns: list[sa.ColumnElement[Any]] = [sa.literal_column("-1").label("part"),
+                                                sa.cast(held, sa.String()).label("key_hash"),
+                                                *[sa.null().label(c) for c in METRICS]]
+        ids: sa.Select[Any] = sa.select(*columns).where(keys_in(held, dialect, "held"))
+        parts.append(ids)
     statement = sa.union_all(*parts)
-    _LOOKUPS[slot] = (tables, statement)
+    _LOOKUPS[slot] = (tables, held, statement)
     return statement
 
 
-def lookup(conn: Connection, parts: Sequence[tuple[sa.Table, Sequence[str]]]) -> list[dict[str, dict[str, Any]]]:
-    """The stored rows of each part's keys (``(table, key hashes)``), one dict per part by key hash, in
-    one statement (locked for update on PostgreSQL, in the parts' order). A dialect of
-    :data:`LOOKUP_DIALECTS` only."""
+def lookup(conn: Connection, parts: Sequence[tuple[sa.Table, Sequence[str]]],
+           held: tuple[sa.Column[Any], Sequence[str]] | None = None,
+           ) -> tuple[list[dict[str, dict[str, Any]]], set[str]]:
+    """The stored rows of each part's keys (``(table, key hashes)``), one dict per part by key hash (locked
+    for update on PostgreSQL, in the parts' order), and which ``held`` ids (``(column, string ids)``)
+    the source table holds already: one statement. A dialect of :data:`LOOKUP_DIALECTS` only."""
     dialect = conn.dialect.name
-    statement = _lookup_statement(tuple(t for t, _ in parts), dialect)
+    statement = _lookup_statement(tuple(t for t, _ in parts), None if held is None else held[0], dialect)
     params = {f"keys_{i}": keys_value(keys, dialect) for i, (_, keys) in enumerate(parts)}
+    if held is not None:
+        params["held"] = keys_value(held[1], dialect)
     found: list[dict[str, dict[str, Any]]] = [{} for _ in parts]
+    there: set[str] = set()
     for row in conn.execute(statement, params).mappings():
-        found[int(row["part"])][row["key_hash"]] = dict(row)
-    return found
+        if row["part"] < 0:
+            there.add(row["key_hash"])
+        else:
+            found[int(row["part"])][row["key_hash"]] = dict(row)
+    return found, there
 
 
 _WRITES: dict[tuple[tuple[tuple[int, tuple[str, ...]], ...], str], tuple[tuple[sa.Table, ...], sa.TextClause]] = {}

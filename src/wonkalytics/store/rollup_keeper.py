@@ -245,17 +245,33 @@ class Keeper(Rollup):
                     people.append((users_by, ("bucket", "value", "username"), deltas.by.get(i, {})))
         return rows, people
 
-    def _apply_batched(self, conn: Connection, levelled: Sequence[tuple[Level, Deltas]]) -> None:
-        """:meth:`apply` of every level with the look-up in one statement (and the writes in one on
-        PostgreSQL): :mod:`wonkalytics.store.rollup_batch`."""
-        rows, people = self._parts(levelled)
+    def prefetch(self, conn: Connection, levelled: Sequence[tuple[Level, Deltas]],
+                 held: tuple[sa.Column[Any], Sequence[str]] | None) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        """The stored rows (locked) of every key of ``levelled``, by table name and key hash, and which
+        ``held`` ids the table holds already: one statement (:func:`rollup_batch.lookup`)."""
+        rows, _ = self._parts(levelled)
         wanted = [(r, sorted(groups)) for r, _, groups in rows if groups]
-        stored_rows = iter(rollup_batch.lookup(conn, wanted)) if wanted else iter(())
+        if not wanted and held is None:
+            return {}, set()
+        found, there = rollup_batch.lookup(conn, wanted, held)
+        merged: dict[str, dict[str, Any]] = {}
+        for (r, _), by_key in zip(wanted, found, strict=True):
+            merged.update({f"{r.name}\0{k}": v for k, v in by_key.items()})
+        return merged, there
+
+    def _apply_batched(self, conn: Connection, levelled: Sequence[tuple[Level, Deltas]],
+                       prefetched: dict[str, dict[str, Any]] | None = None) -> None:
+        """:meth:`apply` of every level with the look-up in one statement (and the writes in one on
+        PostgreSQL): :mod:`wonkalytics.store.rollup_batch`. ``prefetched``: :meth:`prefetch` of a
+        superset of the keys (the batch before its duplicates were left out)."""
+        if prefetched is None:
+            prefetched, _ = self.prefetch(conn, levelled, None)
+        rows, people = self._parts(levelled)
         updates: list[tuple[sa.Table, list[dict[str, Any]]]] = []
         for r, names, groups in rows:
             if not groups:
                 continue
-            found = {k: stored(v) for k, v in next(stored_rows).items()}
+            found = {k: stored(v) for k in groups if (v := prefetched.get(f"{r.name}\0{k}")) is not None}
             changed, emptied = Keeper._merged(conn, r, names, groups, found)
             updates.append((r, changed))
             Keeper._delete(conn, r, emptied)
@@ -308,12 +324,6 @@ def keeper_for(conn: Connection, table: sa.Table) -> Keeper | None:
         return Keeper(table, None, *found)
     except ValueError:
         return None
-
-
-def after_insert(conn: Connection, keeper: Keeper, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Roll up ``rows`` (the ones that landed, keyed by column names) in the insert's transaction."""
-    named = rows if keeper.named_as_fields else [keeper.canonical(r) for r in rows]
-    keeper.apply_all(conn, *keeper.aggregate(named))
 
 
 def around_update(conn: Connection, keeper: Keeper, where: sa.ColumnElement[bool], update: Any) -> Any:
@@ -378,21 +388,37 @@ def begin_insert(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, 
     if keeper is None:
         return None
     held: set[Any] = set()
-    if dedupe_on is not None:
-        ids = list({r[dedupe_on] for r in rows if r.get(dedupe_on) is not None})
-        held = _held(conn, table, dedupe_on, ids)
+    ids = [] if dedupe_on is None else list({r[dedupe_on] for r in rows if r.get(dedupe_on) is not None})
+    named = rows if keeper.named_as_fields else [keeper.canonical(r) for r in rows]
+    early: tuple[list[tuple[Level, Deltas]], dict[str, dict[str, Any]]] | None = None
+    dialect = conn.dialect.name
+    column = None if dedupe_on is None else table.c[dedupe_on]
+    if dialect in rollup_batch.LOOKUP_DIALECTS and (
+            column is None or (isinstance(column.type, sa.String) and _bulk_keys(dialect, ids))):
+        # SQLite, PostgreSQL: the batch's ids and every rollup row its keys touch in one statement, before
+        # the INSERT (one statement less a batch: bench/writer_cpu.py). The rows that do not land are a
+        # subset: their keys were looked up too.
+        levelled = keeper.levelled(*keeper.aggregate(named))
+        prefetched, held = keeper.prefetch(conn, levelled, None if column is None or not ids else (column, ids))
+        early = (levelled, prefetched)
+    elif column is not None:
+        held = _held(conn, table, column.name, ids)
 
     def done() -> None:
         seen: set[Any] = set()
         landed = []
-        for row in rows:
+        for row in named:
             key = row.get(dedupe_on) if dedupe_on is not None else None
             if key is not None:
                 if key in held or key in seen:
                     continue
                 seen.add(key)
             landed.append(row)
-        after_insert(conn, keeper, landed)
+        if early is None:
+            keeper.apply_all(conn, *keeper.aggregate(landed))
+            return
+        levelled = early[0] if len(landed) == len(named) else keeper.levelled(*keeper.aggregate(landed))
+        keeper._apply_batched(conn, levelled, early[1])
 
     return done
 
