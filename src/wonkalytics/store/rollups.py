@@ -115,7 +115,7 @@ class Rollup:
             if moment.tzinfo is not None or not low <= moment < high:
                 low = bucket = bucket_of(moment)
                 high = low + BUCKET
-            dims = tuple([row.get(f) for f in names])
+            dims = tuple(map(row.get, names))   # one call, not one per field
             group = grouped.get((bucket, dims))
             if group is None:
                 grouped[(bucket, dims)] = [row]
