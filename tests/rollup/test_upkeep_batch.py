@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from tests.rollup.test_incremental import _prepared, _row, _snapshot, ops_st, rows_st
 
-from wonkalytics.store import rollup_keeper
+from wonkalytics.store import rollup_batch
 from wonkalytics.store.engine import dispose_engines
 from wonkalytics.store.rollups import rebuild
 from wonkalytics.store.sketch import Sketch
@@ -114,7 +114,7 @@ def test_held_finds_exactly_the_stored_ids(db_url: str, table_name: str, count: 
     store.insert_many([_row(n, n % 50, "a", "u", "ok", None, None) for n in range(0, count, 2)])
     ids = [f"ev-{n}" for n in range(count)] + ["it's \"quoted\"", "ünï"]
     with engine.connect() as conn:
-        held = rollup_keeper._held(conn, store.table, "event_id", ids)
+        held = rollup_batch.held_ids(conn, store.table, "event_id", ids)
     assert held == {f"ev-{n}" for n in range(0, count, 2)}
 
 

@@ -1,5 +1,6 @@
-"""Several rollup tables in one statement: the writer's look-up of every table's stored rows (SQLite,
-PostgreSQL) and, on PostgreSQL, its writes to every table.
+"""The statements of the writer's rollup upkeep: several rollup tables in one statement -- the look-up
+of the batch's ids and of every table's stored rows (SQLite, PostgreSQL) and, on PostgreSQL, the
+writes to every table -- and the per-table statements (built once) for the rest and other dialects.
 
 A batch touches 4 rollup tables (full keys and per model, quarter hours and UTC days) and 8 users
 tables (per user, per model and user, per tenant / status / app field and user, each level): one
@@ -27,7 +28,8 @@ from sqlalchemy.engine import Connection
 
 from wonkalytics.store.rollup_model import METRICS
 
-__all__ = ["LOOKUP_DIALECTS", "WRITE_DIALECTS", "keys_in", "keys_value", "lookup", "write"]
+__all__ = ["CHUNK", "LOOKUP_DIALECTS", "WRITE_DIALECTS", "TableStatements", "bulk_keys", "dialect_insert",
+           "held_ids", "insert_missing", "keys_in", "keys_value", "lookup", "statements_of", "write"]
 
 LOOKUP_DIALECTS = ("sqlite", "postgresql")
 """Dialects whose look-up of several rollup tables is one statement (:func:`lookup`)."""
@@ -179,3 +181,123 @@ def _parts(shape: list[tuple[sa.Table, tuple[str, ...]]], params: dict[str, Any]
         if deltas:
             params[f"w{len(shape)}"] = _json([dict(d) for d in deltas])
             shape.append((table, tuple(keys)))
+
+
+# -- one table at a time (every dialect; MariaDB and SQL Server only so) ---------------------------
+
+
+def dialect_insert(conn: Connection) -> Any:
+    """The dialect's ``insert`` construct with UPSERT clauses, or None where there is none."""
+    return dialect_insert_by_name(conn.dialect.name)
+
+
+def dialect_insert_by_name(name: str) -> Any:
+    """The ``insert`` construct with UPSERT clauses of dialect ``name``, or None where there is none."""
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert
+    if name in ("mysql", "mariadb"):
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        return mysql_insert
+    return None
+
+
+def insert_missing(conn: Connection, target: sa.Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
+    """Insert the ``rows`` whose ``keys`` are not there yet, in one statement (the dialect's UPSERT).
+
+    The insert that does nothing when the row exists also takes the row lock on PostgreSQL/MariaDB,
+    so two writers merging the same key serialise here (rows sorted by key: no lock-order deadlock).
+    """
+    insert = dialect_insert(conn)
+    if insert is None:   # SQL Server and others: look first (the transaction's isolation guards the race)
+        for values in rows:
+            where = [target.c[k] == values[k] for k in keys]
+            if conn.execute(sa.select(sa.func.count()).select_from(target).where(*where)).scalar_one() == 0:
+                conn.execute(sa.insert(target).values(values))
+        return
+    statement = insert(target)
+    if conn.dialect.name in ("mysql", "mariadb"):
+        statement = statement.on_duplicate_key_update({keys[0]: statement.inserted[keys[0]]})
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=keys)
+    conn.execute(statement, rows)
+
+
+CHUNK = 500  # keys per IN (...) list
+
+
+def bulk_keys(dialect: str, keys: Sequence[Any]) -> bool:
+    """Whether :func:`keys_in` binds ``keys`` as one list (string keys on PostgreSQL / SQLite)."""
+    return dialect in ("postgresql", "sqlite") and all(isinstance(k, str) for k in keys)
+
+
+class TableStatements:
+    """The statements of one rollup table on one dialect, built once.
+
+    Building a fresh construct per batch (and its cache key) cost ~0.1-0.2 ms of writer CPU per
+    statement, ~18 statements a batch; a statement built once is looked up in SQLAlchemy's compiled
+    cache by its memoised key.
+    """
+
+    def __init__(self, target: sa.Table, dialect: str, keys: Sequence[str]) -> None:
+        self.lookup: sa.Select[Any] = sa.select(target).where(keys_in(target.c.key_hash, dialect)) \
+            if "key_hash" in target.c else sa.select(target)
+        if dialect != "sqlite":
+            self.lookup = self.lookup.with_for_update()
+        self.update: Any = None
+        if "key_hash" in target.c:
+            self.update = (sa.update(target).where(target.c.key_hash == sa.bindparam("k_key"))
+                           .values({c: sa.bindparam(f"v_{c}") for c in METRICS}))
+        self.insert = sa.insert(target)
+        self.returning: Any = None
+        if dialect == "postgresql" and "key_hash" in target.c:
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            self.returning = (pg_insert(target).on_conflict_do_nothing(index_elements=["key_hash"])
+                              .returning(target.c.key_hash))
+        self.upsert: Any = None
+        insert = dialect_insert_by_name(dialect)
+        if insert is not None and "n" in target.c:
+            upsert = insert(target)
+            if dialect in ("mysql", "mariadb"):
+                self.upsert = upsert.on_duplicate_key_update(n=target.c.n + upsert.inserted.n)
+            else:
+                self.upsert = upsert.on_conflict_do_update(index_elements=list(keys),
+                                                           set_={"n": target.c.n + upsert.excluded.n})
+
+
+_STATEMENTS: dict[tuple[int, str], tuple[sa.Table, TableStatements]] = {}
+
+
+def statements_of(conn: Connection, target: sa.Table, keys: Sequence[str]) -> TableStatements:
+    """The :class:`TableStatements` of ``target`` on ``conn``'s dialect (remembered per table object)."""
+    slot = (id(target), conn.dialect.name)
+    hit = _STATEMENTS.get(slot)
+    if hit is None or hit[0] is not target:
+        hit = _STATEMENTS[slot] = (target, TableStatements(target, conn.dialect.name, keys))
+    return hit[1]
+
+
+_HELD: dict[tuple[int, str, str], tuple[sa.Table, sa.Select[Any]]] = {}
+
+
+def held_ids(conn: Connection, table: sa.Table, column: str, ids: Sequence[Any]) -> set[Any]:
+    """Which of ``ids`` the table's ``column`` holds already (one statement where :func:`keys_in` binds a list)."""
+    dialect = conn.dialect.name
+    held: set[Any] = set()
+    if not ids:
+        return held
+    slot = (id(table), column, dialect)
+    hit = _HELD.get(slot)
+    if hit is None or hit[0] is not table:
+        hit = _HELD[slot] = (table, sa.select(table.c[column]).where(keys_in(table.c[column], dialect)))
+    step = len(ids) if bulk_keys(dialect, ids) else CHUNK
+    for start in range(0, len(ids), step):
+        held.update(conn.scalars(hit[1], {"keys": keys_value(ids[start:start + step], dialect)}))
+    return held

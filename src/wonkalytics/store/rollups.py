@@ -15,7 +15,8 @@ Events (rows without ``model``) are not rolled up: the read side counts them in 
 Quarter hours (not hours) so zones with a half-hour offset (Asia/Kolkata) still get exact local days.
 
 The writer aggregates each batch once in memory at the quarter level, adds that up per day, and
-writes one row per key per level with a few statements per level (not per key). :func:`rebuild`
+writes one row per key per level (a few statements a batch, not per key:
+:mod:`wonkalytics.store.rollup_keeper`). :func:`rebuild`
 recomputes every level of a time range from the table, exactly, a day of rows at a time; the
 writer's incremental upkeep (:class:`~wonkalytics.store.rollup_keeper.Keeper`) is in
 :mod:`wonkalytics.store.rollup_keeper`.
