@@ -130,3 +130,28 @@ def test_add_values_is_add_per_value(values: list[float], times: int) -> None:
     many = Sketch()
     assert many.add_values([float(v) for v in values], times) == added
     assert many == one_by_one
+
+
+@pytest.mark.parametrize("dialect", ["mssql", "mysql", "sqlite", "postgresql"])
+def test_the_per_table_statements_compile_on_every_dialect(dialect: str) -> None:
+    """SQL Server is checked by compiling: every rollup and users table's statements, and the look-up."""
+    from sqlalchemy.dialects import mssql, mysql, postgresql, sqlite
+
+    from wonkalytics.store.rollups import Rollup
+    from wonkalytics.store.schema import default_table
+
+    compiler = {"mssql": mssql, "mysql": mysql, "sqlite": sqlite, "postgresql": postgresql}[dialect].dialect()
+    keeper = Rollup(default_table("wl_compile"), fields=("language",))
+    users_keys = {"users": ("bucket", "username"), "model_users": ("bucket", "model", "username")}
+    for target in keeper.all_tables():
+        keys = users_keys.get(target.name.removeprefix("wl_compile_rollup_").removeprefix("day_"),
+                              ("bucket", "value", "username"))
+        sql = rollup_batch.TableStatements(target, dialect, keys)
+        texts = [str(s.compile(dialect=compiler)) for s in (sql.lookup, sql.update, sql.insert, sql.upsert,
+                                                              sql.returning) if s is not None]
+        assert all(target.name in text for text in texts)
+        if "key_hash" in target.c:
+            # SQLAlchemy renders no lock for SQL Server (its SELECT has no FOR UPDATE; as before this change)
+            assert "key_hash" in texts[0] and ("FOR UPDATE" in texts[0]) == (dialect in ("postgresql", "mysql"))
+        else:
+            assert (sql.upsert is None) == (dialect == "mssql")
