@@ -15,7 +15,8 @@ Events (rows without ``model``) are not rolled up: the read side counts them in 
 Quarter hours (not hours) so zones with a half-hour offset (Asia/Kolkata) still get exact local days.
 
 The writer aggregates each batch once in memory at the quarter level, adds that up per day, and
-writes one row per key per level with a few statements per level (not per key). :func:`rebuild`
+writes one row per key per level (a few statements a batch, not per key:
+:mod:`wonkalytics.store.rollup_keeper`). :func:`rebuild`
 recomputes every level of a time range from the table, exactly, a day of rows at a time; the
 writer's incremental upkeep (:class:`~wonkalytics.store.rollup_keeper.Keeper`) is in
 :mod:`wonkalytics.store.rollup_keeper`.
@@ -104,23 +105,31 @@ class Rollup:
 
     def aggregate(self, rows: Iterable[Mapping[str, Any]], sign: int = 1) -> tuple[Groups, Users]:
         """Rows -> quarter-hour aggregates by key hash, and counts by (quarter hour, key, username)."""
-        found: dict[tuple[datetime, tuple[Any, ...]], Aggregate] = {}   # hashed once per key, not per row
+        grouped: dict[tuple[datetime, tuple[Any, ...]], list[Mapping[str, Any]]] = {}   # hashed once per key
         users: Users = {}
         names = self.names
+        low = high = bucket = datetime.min   # the last row's quarter hour: a batch's rows mostly share it
         for row in rows:
             moment = row.get("timestamp")
             if not isinstance(moment, datetime) or row.get("model") is None:
                 continue
-            bucket = bucket_of(moment)
-            dims = tuple([row.get(f) for f in names])
-            agg = found.get((bucket, dims))
-            if agg is None:
-                agg = found[(bucket, dims)] = Aggregate()
-            agg.add(row, sign)
+            if moment.tzinfo is not None or not low <= moment < high:
+                low = bucket = bucket_of(moment)
+                high = low + BUCKET
+            dims = tuple(map(row.get, names))   # one call, not one per field
+            group = grouped.get((bucket, dims))
+            if group is None:
+                grouped[(bucket, dims)] = [row]
+            else:
+                group.append(row)
             user = row.get("username")
             if user is not None:
                 slot = (bucket, dims, str(user))
                 users[slot] = users.get(slot, 0) + sign
+        found: dict[tuple[datetime, tuple[Any, ...]], Aggregate] = {}
+        for key, group_rows in grouped.items():
+            found[key] = agg = Aggregate()
+            agg.add_rows(group_rows, sign)
         return {key_hash(b, dims): (b, dims, agg) for (b, dims), agg in found.items()}, users
 
     def levelled(self, groups: Groups, users: Users) -> list[tuple[Level, Deltas]]:

@@ -105,6 +105,29 @@ class Sketch:
         else:
             del self.buckets[key]
 
+    def add_values(self, values: Iterable[float], times: int = 1) -> int:
+        """:meth:`add` every value of ``values`` (floats) ``times`` times, skipping the ones a sketch cannot
+        hold (negative, NaN, infinite); returns how many were added.
+
+        The writer's loop: per row one comparison and one log, no call (bench/writer_cpu.py).
+        """
+        buckets, zeros, added, log, ceil = self.buckets, 0, 0, math.log, math.ceil
+        for value in values:
+            if not 0 <= value < math.inf:   # NaN fails both comparisons
+                continue
+            added += 1
+            if value <= MIN_VALUE:
+                zeros += times
+                continue
+            key = ceil(log(value) / _LOG_GAMMA)
+            n = buckets.get(key, 0) + times
+            if n:
+                buckets[key] = n
+            else:
+                del buckets[key]
+        self.zeros += zeros
+        return added
+
     def remove(self, value: float) -> None:
         """Take ``value`` out; raises :class:`SketchError` when the sketch does not hold it."""
         key = bucket_of(value)
