@@ -242,9 +242,15 @@ def rollup_names(name: str) -> list[str]:
     return [t.name for t in tables]
 
 
-def rollups_on(url: str, count: int, on: bool) -> float:
+def rollups_on(url: str, count: int, on: bool, days: int | None = None) -> float:
     """Switch the rollups of the bench table on (build them once, or rename them back) or off (rename them
-    aside, so the read side finds none); returns the seconds a first build took."""
+    aside, so the read side finds none); returns the seconds a first build took.
+
+    ``days``: build them over the last ``days`` UTC days only (``rebuild(since=...)``). The pages read
+    the default 7-day period and the 7 days before it; the build is Python aggregation at ~3-4k rows/s
+    on this shared machine, so the 60 days of a 10M table would take ~45 min and 16 days ~12 min. The
+    rollup tables then hold fewer old buckets than a full build, which the reads (index ranges on the
+    bucket of the period's days) do not visit either way."""
     engine = get_engine(url)
     name = table_name(count)
     inspector = sa.inspect(engine)
@@ -263,7 +269,8 @@ def rollups_on(url: str, count: int, on: bool) -> float:
                 rename(aside, live)
         if any(n not in present and f"{n}_off" not in present for n in names):   # a level is missing: build all
             started = time.perf_counter()
-            rebuild(unbounded(url), TableStore(url, name, create=False).table)
+            since = None if days is None else dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=days)
+            rebuild(unbounded(url), TableStore(url, name, create=False).table, since=since)
             took = time.perf_counter() - started
             if engine.dialect.name == "postgresql":
                 with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -438,11 +445,15 @@ def report(results: dict[str, Any], args: argparse.Namespace, elapsed: float) ->
         dialect = data["dialect"]
         lines += [f"### {dialect}, {data['rows']:,} rows: {data['version']}", "",
                   f"{data['rows']:,} rows over 60 days ({data['in_period']:,} interactions in the default 7-day "
-                  f"period; {_levels(data['rollup_rows'])}); table "
+                  f"period; {_levels(data['rollup_rows'])}"
+                  + (f", days {data['rollup_span'][0]} .. {data['rollup_span'][1]}" if data.get("rollup_span") else "")
+                  + "); table "
                   f"{'loaded in ' + format(data['load_s'], '.0f') + ' s' if data['load_s'] else 'reused'}, rollups "
                   f"{'built in ' + format(data['build_s'], '.0f') + ' s' if data['build_s'] else 'reused'}; "
                   "warm rounds: "
-                  f"{data['rounds']['table']} (table), {data['rounds']['rollups']} (rollups).", "",
+                  f"{data['rounds'].get('table', 0)} (table), {data['rounds'].get('rollups', 0)} (rollups); "
+                  f"load average at the end of each part: {', '.join(map(str, data.get('load_avg', []))) or '-'}.",
+                  "",
                   "| Measurement | Table: median | Table: p95 | Table: cold | Rollups: median | Rollups: p95 | "
                   "Rollups: cold | Target p95 | Verdict |",
                   "|---|---|---|---|---|---|---|---|---|"]
@@ -509,6 +520,13 @@ def rollup_rows(url: str, table: str) -> dict[str, int]:
                                 .scalar_one()) for level in LEVELS}
 
 
+def rollup_span(url: str, table: str) -> list[str]:
+    """The first and last UTC day the day level holds (a build over the last N days starts later)."""
+    with get_engine(url).connect() as conn:
+        low, high = conn.execute(sa.text(f"SELECT MIN(bucket), MAX(bucket) FROM {table}_rollup_day")).one()
+    return [str(low)[:10], str(high)[:10]]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="50,000 rows and few rounds, prints only")
@@ -518,6 +536,13 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--append", action="store_true",
                         help="add to the tables measured by the previous full run (kept in bench-read-results.json)")
+    parser.add_argument("--prepare", action="store_true",
+                        help="only generate the tables and build their rollups (outside the bench lock), no measuring")
+    parser.add_argument("--rollup-days", type=int, default=None,
+                        help="build missing rollups over the last N days only (default: all 60)")
+    parser.add_argument("--variant", choices=("both", "table", "rollups"), default="both",
+                        help="measure only one variant (with --append, merged into the table's entry: a long "
+                             "run in two chunks under the bench lock)")
     args = parser.parse_args()
     dialects = (args.dialects or ("sqlite,postgresql" if args.quick else "sqlite,postgresql,mariadb")).split(",")
     rounds, cold_rounds = (5, 1) if args.quick else (10, 3)
@@ -536,20 +561,34 @@ def main() -> None:
             table = table_name(count)
             load_s = ensure_table(url, count, now)
             print(f"{dialect}, {count:,} rows: table ready ({load_s:.0f} s to load)", flush=True)
+            if args.prepare:
+                build_s = rollups_on(url, count, True, args.rollup_days)
+                print(f"  rollups ready ({build_s:.0f} s to build)", flush=True)
+                continue
+            key = f"{dialect}-{count}"
+            entry = results.get(key, {}) if args.variant != "both" else {}
             rollups_on(url, count, False)
             in_period = ReadStore(url, table).overview(make_period())["interactions"]
             # the table-only variant at 10M rows: fewer rounds (each takes seconds; the point is the ratio)
             slow = count >= 5_000_000 and not args.quick
             plain_rounds, plain_cold = (5, 1) if slow else (rounds, cold_rounds)
-            print(f"  table only ({plain_rounds} rounds)", flush=True)
-            plain = measure(url, table, plain_rounds, plain_cold)
-            build_s = rollups_on(url, count, True)
-            print(f"  with rollups ({build_s:.0f} s to build)", flush=True)
-            rolled = measure(url, table, rounds, cold_rounds)
-            results[f"{dialect}-{count}"] = {
-                "dialect": dialect, "rows": count, "version": server_version(url), "load_s": load_s,
-                "build_s": build_s, "in_period": in_period, "rollup_rows": rollup_rows(url, table),
-                "rounds": {"table": plain_rounds, "rollups": rounds}, "table": plain, "rollups": rolled}
+            if args.variant in ("both", "table"):
+                print(f"  table only ({plain_rounds} rounds)", flush=True)
+                entry["table"] = measure(url, table, plain_rounds, plain_cold)
+            build_s = rollups_on(url, count, True, args.rollup_days)
+            if args.variant in ("both", "rollups"):
+                print(f"  with rollups ({build_s:.0f} s to build)", flush=True)
+                entry["rollups"] = measure(url, table, rounds, cold_rounds)
+            entry.setdefault("table", {"warm": {}, "cold": {}})
+            entry.setdefault("rollups", {"warm": {}, "cold": {}})
+            rounds_done = entry.get("rounds", {})
+            rounds_done.update({"table": plain_rounds} if args.variant != "rollups" else {})
+            rounds_done.update({"rollups": rounds} if args.variant != "table" else {})
+            results[key] = {
+                **entry, "dialect": dialect, "rows": count, "version": server_version(url),
+                "load_s": load_s or entry.get("load_s", 0.0), "build_s": build_s or entry.get("build_s", 0.0),
+                "in_period": in_period, "rollup_rows": rollup_rows(url, table), "rollup_span": rollup_span(url, table),
+                "rounds": rounds_done, "load_avg": [*entry.get("load_avg", []), round(os.getloadavg()[0], 2)]}
             if not args.quick or args.write:   # after every table: a long run that stops keeps what it measured
                 saved.write_text(json.dumps(results), encoding="utf-8")
                 write_section(args.output, report(results, args, time.perf_counter() - started))

@@ -28,6 +28,7 @@ Rules every query here follows:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,14 +39,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wonkalytics.errors import StoreError, UnknownColumnError, WonkalyticsError
+from wonkalytics.store.engine import DEFAULT_CONNECT_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT, safe_url
 from wonkalytics.store.failures import store_error
 from wonkalytics.store.filters import Filters
 from wonkalytics.store.fit import column_index, resolve_column
 from wonkalytics.store.periods import Period, make_period, needs_quarters, parse_moment, rebucket
+from wonkalytics.store.read_table import reflect_for_reading
 from wonkalytics.store.rollup_plan import score_bins, utc_days
 from wonkalytics.store.rollup_reads import RollupReads
 from wonkalytics.store.search import SEARCH_FIELDS, SearchIndex, detect, search_condition
-from wonkalytics.store.sql import TableStore
+from wonkalytics.store.sql import TableStore, parse_table_name
 
 __all__ = [
     "CATEGORY_FIELDS",
@@ -112,27 +115,51 @@ def _integer(value: Any) -> int:
 class ReadStore:
     """Read-only queries on one analytics table (reflected once, through the shared engine)."""
 
-    def __init__(self, url: str | sa.URL, table: str, column_map: Mapping[str, str] | None = None) -> None:
-        self._store = TableStore(url, table, create=False)
+    def __init__(self, url: str | sa.URL, table: str, column_map: Mapping[str, str] | None = None, *,
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+                 statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT) -> None:
+        self._store = TableStore(url, table, create=False, connect_timeout=connect_timeout,
+                                 statement_timeout=statement_timeout)
         self.name = table
         self.column_map = dict(column_map or {})
         self._folded: dict[str, str] | None = None
         self._rollups = RollupReads(self)
         self._search: SearchIndex | None = None
+        self._table: sa.Table | None = None
+        self._lock = threading.Lock()
+        self._dialect: str | None = None
+        self._open = threading.local()   # .conn: the connection of this thread's outermost reading()
 
     @property
     def table(self) -> sa.Table:
-        """The reflected table (raises :class:`StoreError` when it does not exist)."""
-        try:
-            return self._store.table
-        except sa.exc.NoSuchTableError:  # pragma: no cover - TableStore turns it into StoreError
-            raise StoreError(f"table {self.name!r} does not exist; create it with `wonkalytics init`") from None
+        """The table, reflected once per reader (columns and primary key only: store/read_table.py) and kept.
+
+        Raises :class:`StoreError` when it does not exist.
+        """
+        table = self._table
+        if table is None:
+            with self._lock:
+                if self._table is None:
+                    self._table = self._reflect()
+                table = self._table
+        return table
+
+    def _reflect(self) -> sa.Table:
+        schema, name = parse_table_name(self.name)
+        with self.reading() as conn:
+            try:
+                return reflect_for_reading(conn, name, schema)
+            except sa.exc.NoSuchTableError:
+                raise StoreError(f"table {self.name!r} does not exist at {safe_url(self._store.url)}; create it "
+                                 "with `wonkalytics init`") from None
 
     @property
     def dialect(self) -> str:
         """``sqlite``, ``postgresql``, ``mariadb``, ``mysql``, ``mssql``, ..."""
-        dialect = self._store.engine.dialect
-        return "mariadb" if getattr(dialect, "is_mariadb", False) else dialect.name
+        if self._dialect is None:
+            dialect = self._store.engine.dialect
+            self._dialect = "mariadb" if getattr(dialect, "is_mariadb", False) else dialect.name
+        return self._dialect
 
     def column(self, name: str) -> sa.Column[Any] | None:
         """The table's column for field ``name`` (aliases ``user`` / ``tenant`` accepted), or None."""
@@ -169,6 +196,13 @@ class ReadStore:
                 self._search = detect(conn, self.table, self.column_map)
         return self._search
 
+    def warm(self) -> None:
+        """Do now what the first answer would do first: reflect the table, find its rollups and its
+        search index (each once per reader; a fresh PostgreSQL process spends ~100 ms on them)."""
+        self.table  # noqa: B018 - reflects
+        self._rollups.found()
+        self.search_index()
+
     def key_column(self) -> sa.Column[Any] | None:
         """The column that names one row in links (the primary key, else ``event_id``)."""
         keys = list(self.table.primary_key.columns)
@@ -178,7 +212,15 @@ class ReadStore:
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
-        """A connection in a read-only transaction where the dialect has one (see the module docstring)."""
+        """A connection in a read-only transaction where the dialect has one (see the module docstring).
+
+        Nested on one thread, the inner ``reading()`` is the outer one's connection and transaction: a
+        page that asks several questions (:meth:`overviews`) reads one snapshot with one BEGIN.
+        """
+        held: Connection | None = getattr(self._open, "conn", None)
+        if held is not None:
+            yield held
+            return
         engine = self._store.engine
         try:
             with engine.connect() as conn:
@@ -192,9 +234,11 @@ class ReadStore:
                     conn.exec_driver_sql("PRAGMA query_only = ON")
                 elif name in ("mysql", "mariadb"):
                     conn.exec_driver_sql("SET TRANSACTION READ ONLY")  # applies to the next transaction
+                self._open.conn = conn
                 try:
                     yield conn  # one transaction (autobegun by the first statement), rolled back
                 finally:
+                    self._open.conn = None
                     conn.rollback()  # nothing to commit: a reader never changes anything
                     if name == "sqlite":
                         conn.exec_driver_sql("PRAGMA query_only = OFF")  # the pool may hand it to a writer
@@ -304,6 +348,11 @@ class ReadStore:
                     continue
                 result[name] = self._percentiles(conn, name, where, None, medians=medians).get(None, result[name])
         return result
+
+    def overviews(self, periods: Sequence[tuple[Period, bool]], filters: Filters | None = None) -> list[dict[str, Any]]:
+        """:meth:`overview` of each ``(period, medians)``, in one read-only transaction (one snapshot)."""
+        with self.reading():
+            return [self.overview(period, filters, medians=medians) for period, medians in periods]
 
     def groups(self, period: Period, by: str, filters: Filters | None = None, *, limit: int = 50,
                percentiles: bool = True) -> list[dict[str, Any]]:

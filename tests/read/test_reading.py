@@ -1,0 +1,84 @@
+"""How a reader talks to the database: reflected once (columns and key only), one transaction per page."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from wonkalytics.dashboard.app import create_app
+from wonkalytics.errors import StoreError
+from wonkalytics.store.engine import get_engine
+from wonkalytics.store.queries import ReadStore
+from wonkalytics.store.reader import SqlReader, warm_up, with_previous
+from wonkalytics.store.sql import TableStore
+
+PERIOD = {"since": "2026-03-01", "until": "2026-04-30", "tz": "Europe/Amsterdam"}
+
+
+@contextmanager
+def counting(url: str) -> Iterator[dict[str, list[Any]]]:
+    """The statements run and the connections checked out of ``url``'s shared engine while inside."""
+    engine = get_engine(url)
+    seen: dict[str, list[Any]] = {"statements": [], "checkouts": []}
+
+    def statement(_conn: Any, _cursor: Any, text: str, *_: Any) -> None:
+        seen["statements"].append(text)
+
+    def checkout(dbapi_conn: Any, *_: Any) -> None:
+        seen["checkouts"].append(dbapi_conn)
+
+    sa.event.listen(engine, "before_cursor_execute", statement)
+    sa.event.listen(engine, "checkout", checkout)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", statement)
+        sa.event.remove(engine, "checkout", checkout)
+
+
+def test_the_reader_reflects_columns_and_key_only(seeded: str, table_name: str) -> None:
+    writer = TableStore(seeded, table_name, create=False).table
+    reader = ReadStore(seeded, table_name)
+    with counting(seeded) as seen:
+        table = reader.table
+    assert table.c.keys() == writer.c.keys()
+    assert [c.name for c in table.primary_key.columns] == [c.name for c in writer.primary_key.columns]
+    assert [type(c.type) for c in table.columns] == [type(c.type) for c in writer.columns]
+    # full reflection asks for indexes, constraints and comments too: 10-15 statements on these dialects
+    assert len(seen["statements"]) <= 6, seen["statements"]
+    with counting(seeded) as seen:
+        assert reader.table is table
+    assert seen["statements"] == []
+
+
+def test_a_missing_table_says_what_to_do(sqlite_url: str) -> None:
+    with pytest.raises(StoreError, match="wonkalytics init"):
+        ReadStore(sqlite_url, "no_such_table").table  # noqa: B018
+
+
+def test_the_overview_page_is_one_transaction_after_warm_up(seeded: str, table_name: str) -> None:
+    reader = SqlReader(ReadStore(seeded, table_name))
+    warm_up(reader)
+    client = TestClient(create_app(reader))
+    with counting(seeded) as seen:
+        assert client.get("/", params=PERIOD).status_code == 200
+    # this period and the previous one (the KPIs' change) on one connection (one read-only
+    # transaction); nothing reflected or probed again
+    assert len(seen["checkouts"]) == 1
+    assert not any("sqlite_master" in s or "information_schema" in s or "pg_catalog" in s
+                   for s in seen["statements"])
+
+
+def test_with_previous_equals_two_overviews(seeded: str, table_name: str) -> None:
+    from wonkalytics.store.queries import make_period
+
+    reader = SqlReader(ReadStore(seeded, table_name))
+    period = make_period(PERIOD["since"], PERIOD["until"], PERIOD["tz"])
+    now, before = with_previous(reader, period)
+    assert now == reader.overview(period)
+    assert before == reader.overview(period.previous(), medians=False)
