@@ -82,3 +82,31 @@ def test_with_previous_equals_two_overviews(seeded: str, table_name: str) -> Non
     now, before = with_previous(reader, period)
     assert now == reader.overview(period)
     assert before == reader.overview(period.previous(), medians=False)
+
+
+def test_a_capped_count_stops_at_the_cap_and_says_so(seeded: str, table_name: str,
+                                                     rows: list[dict[str, Any]]) -> None:
+    from wonkalytics.store.queries import Filters, make_period
+
+    reader = ReadStore(seeded, table_name)
+    period = make_period(PERIOD["since"], PERIOD["until"], PERIOD["tz"])
+    needle = Filters(text="question number")
+    exact = reader.interactions(period, needle, page_size=10)
+    matching = sum("question number" in (r.get("messages") or "") for r in rows if r.get("model"))
+    assert exact.total == matching > 30 and not exact.capped
+    capped = reader.interactions(period, needle, page_size=10, count_cap=25)
+    assert (capped.total, capped.capped, capped.rows) == (25, True, exact.rows)
+    # a later page counts at least to its own end; a count under the cap is exact
+    assert reader.interactions(period, needle, page_size=10, page=4, count_cap=25).total == 40
+    assert reader.interactions(period, needle, page_size=10, count_cap=10_000) == exact
+
+
+def test_the_search_page_shows_a_capped_count(seeded: str, table_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import wonkalytics.dashboard.app as dashboard
+
+    monkeypatch.setattr(dashboard, "SEARCH_COUNT_CAP", 5)
+    client = TestClient(create_app(ReadStore(seeded, table_name)))
+    html = client.get("/interactions", params={**PERIOD, "q": "question number"}).text
+    assert "50+ interactions match the filter" in html and 'rel="next"' in html
+    api = client.get("/api/interactions", params={**PERIOD, "q": "question number"}).json()
+    assert api["total"] > 50   # the JSON total stays exact

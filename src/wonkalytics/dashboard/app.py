@@ -32,8 +32,8 @@ from fastapi.templating import Jinja2Templates
 from wonkalytics.dashboard.detail import detail_sections
 from wonkalytics.dashboard.params import View
 from wonkalytics.errors import StoreError, UnknownColumnError
-from wonkalytics.store.queries import SORTABLE, ReadStore
-from wonkalytics.store.reader import Reader, as_reader, with_previous
+from wonkalytics.store.queries import SEARCH_COUNT_CAP, SORTABLE, Page, ReadStore
+from wonkalytics.store.reader import Reader, SqlReader, as_reader, with_previous
 
 __all__ = ["create_app", "plotly_js_path"]
 
@@ -165,8 +165,7 @@ def _routes(reader: Reader, token: str | None, default_tz: str) -> FastAPI:
     @app.get("/interactions", response_class=HTMLResponse)
     def interactions_page(request: Request) -> HTMLResponse:
         view = view_of(request)
-        result = checked(lambda: reader.interactions(view.period, view.filters, sort=view.sort,
-                                                     descending=view.descending, page=view.page))
+        result = checked(lambda: _page(reader, view))
         models = [g["value"] for g in reader.groups(view.period, "model", limit=100, percentiles=False)
                   if g["value"] is not None] if reader.field_column("model") is not None else []
         return page(request, "interactions.html", view=view, result=result, models=models,
@@ -238,6 +237,14 @@ def _routes(reader: Reader, token: str | None, default_tz: str) -> FastAPI:
             headers={"Content-Disposition": f'attachment; filename="{reader.name}-{stamp}.csv"'})
 
     return app
+
+
+def _page(reader: Reader, view: View) -> Page:
+    """The interactions page of ``view``; a text search on SQL counts its matches up to :data:`SEARCH_COUNT_CAP`."""
+    if view.filters.text and isinstance(reader, SqlReader):
+        return reader.store.interactions(view.period, view.filters, sort=view.sort, descending=view.descending,
+                                         page=view.page, count_cap=SEARCH_COUNT_CAP)
+    return reader.interactions(view.period, view.filters, sort=view.sort, descending=view.descending, page=view.page)
 
 
 def _local(view: View) -> Callable[[Any], str]:
