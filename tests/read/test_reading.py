@@ -110,3 +110,27 @@ def test_the_search_page_shows_a_capped_count(seeded: str, table_name: str, monk
     assert "50+ interactions match the filter" in html and 'rel="next"' in html
     api = client.get("/api/interactions", params={**PERIOD, "q": "question number"}).json()
     assert api["total"] > 50   # the JSON total stays exact
+
+
+def test_values_are_a_fields_choices_most_used_first(db_url: str, table_name: str) -> None:
+    from tests.rollup.test_reads import PERIODS, _prepared, _raw, _rows, _selected
+
+    from wonkalytics.store.queries import Filters, make_period
+
+    store = _prepared(db_url, table_name)
+    store.insert_many(_rows(300, seed=7))
+    raw = _raw(store)
+    reader = ReadStore(db_url, table_name)
+    for since, until, tz in PERIODS:
+        period = make_period(since, until, tz)
+        for by, filters, equal in (("model", None, {}), ("tenant_id", Filters(status="ok"), {"status": "ok"}),
+                                   ("language", Filters(text="growth"), None)):   # the last: read from the table
+            assert (reader._rollups.plan(period, filters, by) is None) == (equal is None)
+            rows = [r for r in _selected(raw, period, equal or {})
+                    if equal is not None or "growth" in (r.get("messages") or "")]
+            counts: dict[Any, int] = {}
+            for r in rows:
+                counts[r[by]] = counts.get(r[by], 0) + 1
+            got = reader.values(period, by, filters)
+            assert set(got) == set(counts)
+            assert [counts[v] for v in got] == sorted(counts.values(), reverse=True)

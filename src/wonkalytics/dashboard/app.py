@@ -166,8 +166,7 @@ def _routes(reader: Reader, token: str | None, default_tz: str) -> FastAPI:
     def interactions_page(request: Request) -> HTMLResponse:
         view = view_of(request)
         result = checked(lambda: _page(reader, view))
-        models = [g["value"] for g in reader.groups(view.period, "model", limit=100, percentiles=False)
-                  if g["value"] is not None] if reader.field_column("model") is not None else []
+        models = [m for m in _models(reader, view) if m is not None] if reader.field_column("model") is not None else []
         return page(request, "interactions.html", view=view, result=result, models=models,
                     sortable=[s for s in SORTABLE if reader.field_column(s) is not None], local=_local(view))
 
@@ -245,6 +244,13 @@ def _page(reader: Reader, view: View) -> Page:
         return reader.store.interactions(view.period, view.filters, sort=view.sort, descending=view.descending,
                                          page=view.page, count_cap=SEARCH_COUNT_CAP)
     return reader.interactions(view.period, view.filters, sort=view.sort, descending=view.descending, page=view.page)
+
+
+def _models(reader: Reader, view: View) -> list[Any]:
+    """The models of the period, most used first: the choices of the interactions page's model filter."""
+    if isinstance(reader, SqlReader):   # sums only (ReadStore.values), not a breakdown with users per model
+        return reader.store.values(view.period, "model")
+    return [g["value"] for g in reader.groups(view.period, "model", limit=100, percentiles=False)]
 
 
 def _local(view: View) -> Callable[[Any], str]:

@@ -185,6 +185,20 @@ class ReadStore(RowReads):
                         item[name] = found.get(item["value"], item[name])
         return shaped
 
+    def values(self, period: Period, by: str, filters: Filters | None = None, *, limit: int = 100) -> list[Any]:
+        """The values of field ``by`` in ``period``, most interactions first (the choices of a filter):
+        from the rollups' sums where they answer, else one ``GROUP BY`` on the table."""
+        group = self.require(by)
+        plan = self._rollups.plan(period, filters, by)
+        if plan is not None:
+            counts = self._rollups.values(plan, by, filters)
+            ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0] is not None, str(kv[0])))
+            return [value for value, n in ranked if n > 0][:limit]
+        query = (sa.select(group).where(*self.where(period, filters)).group_by(group)
+                 .order_by(sa.func.count().desc(), group).limit(limit))
+        with self.reading() as conn:
+            return list(conn.execute(query).scalars())
+
     def distinct_users(self, conn: Connection, period: Period, filters: Filters | None, *,
                        by: str | None = None) -> dict[Any, int]:
         """Distinct users of ``period`` per value of field ``by`` (key None without), counted on the table."""
