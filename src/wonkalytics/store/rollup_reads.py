@@ -260,10 +260,13 @@ class RollupReads:
             where = [users.c.bucket >= segment.first, users.c.bucket < segment.last,
                      *[users.c[name] == value for name, value in plan.equal]]
             selects.append(sa.select(group.label("g"), users.c.username.label("username")).where(*where))
-        # UNION ALL and COUNT(DISTINCT): PostgreSQL 50 ms vs 81 ms for UNION and COUNT(*) (1M rows, 7 days,
-        # 50k (model, user) rows per day level)
+        # UNION ALL, GROUP BY (g, username), then COUNT(*) per g: the grouping hashes where COUNT(DISTINCT)
+        # sorts. The overview's ~28k (bucket, user) rows: PostgreSQL 27 ms vs 86 ms with COUNT(DISTINCT)
+        # (74 ms with UNION), SQLite 35 vs 89 ms (1M rows, 7 days, median of 5, load ~8).
         union = sa.union_all(*selects).subquery() if len(selects) > 1 else selects[0].subquery()
-        counted = sa.select(union.c.g, sa.func.count(sa.distinct(union.c.username)).label("n")).group_by(union.c.g)
+        grouped = (sa.select(union.c.g, union.c.username).where(union.c.username.is_not(None))
+                   .group_by(union.c.g, union.c.username).subquery())
+        counted = sa.select(grouped.c.g, sa.func.count().label("n")).group_by(grouped.c.g)
         counts: dict[Any, int] = {r.g: int(r.n) for r in conn.execute(counted)}
 
         def key(dims: tuple[Any, ...]) -> Any:
