@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.text import Text
 
 from wonkalytics.cli.stats import DatabaseUrl, TableName, Tz, fail, open_reader
-from wonkalytics.errors import WonkalyticsError
+from wonkalytics.errors import StoreError, WonkalyticsError
+from wonkalytics.store.reader import warm_up
 
 
 def is_loopback(host: str) -> bool:
@@ -56,6 +57,10 @@ def dashboard(
         app = create_app(reader, token=token, default_tz=tz)
     except (WonkalyticsError, ValueError) as exc:
         raise fail(exc) from None
+    try:
+        warm_up(reader)   # connect and reflect now, so the first page is answered like every later one
+    except StoreError as exc:   # the pages show it (and recover once the database answers)
+        Console(stderr=True).print(Text.assemble(("warning: ", "bold yellow"), str(exc)))
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     Console().print(Text.assemble("Wonkalytics dashboard on ", (url, "bold cyan"), f" (table {reader.name}); "

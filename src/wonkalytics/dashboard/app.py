@@ -32,8 +32,8 @@ from fastapi.templating import Jinja2Templates
 from wonkalytics.dashboard.detail import detail_sections
 from wonkalytics.dashboard.params import View
 from wonkalytics.errors import StoreError, UnknownColumnError
-from wonkalytics.store.queries import SORTABLE, ReadStore
-from wonkalytics.store.reader import Reader, as_reader
+from wonkalytics.store.queries import SEARCH_COUNT_CAP, SORTABLE, Page, ReadStore
+from wonkalytics.store.reader import Reader, SqlReader, as_reader, with_previous
 
 __all__ = ["create_app", "plotly_js_path"]
 
@@ -154,8 +154,8 @@ def _routes(reader: Reader, token: str | None, default_tz: str) -> FastAPI:
     @app.get("/", response_class=HTMLResponse)
     def overview_page(request: Request) -> HTMLResponse:
         view = view_of(request)
-        now = checked(lambda: reader.overview(view.period, view.filters))
-        before = reader.overview(view.period.previous(), view.filters, medians=False)  # the KPIs show p95s
+        # the KPIs show p95s, so the previous period goes without its p50s; both in one transaction
+        now, before = checked(lambda: with_previous(reader, view.period, view.filters))
         fields = [f for f in reader.category_fields() if f not in _BREAKDOWNS and f not in ("model", "status")]
         by = view.extra.get("by") or (fields[0] if fields else None)
         return page(request, "overview.html", view=view, overview=now, kpis=_kpis(now, before),
@@ -165,10 +165,8 @@ def _routes(reader: Reader, token: str | None, default_tz: str) -> FastAPI:
     @app.get("/interactions", response_class=HTMLResponse)
     def interactions_page(request: Request) -> HTMLResponse:
         view = view_of(request)
-        result = checked(lambda: reader.interactions(view.period, view.filters, sort=view.sort,
-                                                     descending=view.descending, page=view.page))
-        models = [g["value"] for g in reader.groups(view.period, "model", limit=100, percentiles=False)
-                  if g["value"] is not None] if reader.field_column("model") is not None else []
+        result = checked(lambda: _page(reader, view))
+        models = [m for m in _models(reader, view) if m is not None] if reader.field_column("model") is not None else []
         return page(request, "interactions.html", view=view, result=result, models=models,
                     sortable=[s for s in SORTABLE if reader.field_column(s) is not None], local=_local(view))
 
@@ -238,6 +236,21 @@ def _routes(reader: Reader, token: str | None, default_tz: str) -> FastAPI:
             headers={"Content-Disposition": f'attachment; filename="{reader.name}-{stamp}.csv"'})
 
     return app
+
+
+def _page(reader: Reader, view: View) -> Page:
+    """The interactions page of ``view``; a text search on SQL counts its matches up to :data:`SEARCH_COUNT_CAP`."""
+    if view.filters.text and isinstance(reader, SqlReader):
+        return reader.store.interactions(view.period, view.filters, sort=view.sort, descending=view.descending,
+                                         page=view.page, count_cap=SEARCH_COUNT_CAP)
+    return reader.interactions(view.period, view.filters, sort=view.sort, descending=view.descending, page=view.page)
+
+
+def _models(reader: Reader, view: View) -> list[Any]:
+    """The models of the period, most used first: the choices of the interactions page's model filter."""
+    if isinstance(reader, SqlReader):   # sums only (ReadStore.values), not a breakdown with users per model
+        return reader.store.values(view.period, "model")
+    return [g["value"] for g in reader.groups(view.period, "model", limit=100, percentiles=False)]
 
 
 def _local(view: View) -> Callable[[Any], str]:

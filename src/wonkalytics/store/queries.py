@@ -28,28 +28,25 @@ Rules every query here follows:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from wonkalytics.errors import StoreError, UnknownColumnError, WonkalyticsError
-from wonkalytics.store.failures import store_error
+from wonkalytics.store.engine import DEFAULT_CONNECT_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT
 from wonkalytics.store.filters import Filters
-from wonkalytics.store.fit import column_index, resolve_column
 from wonkalytics.store.periods import Period, make_period, needs_quarters, parse_moment, rebucket
+from wonkalytics.store.read_base import CATEGORY_FIELDS, FIELD_ALIASES
 from wonkalytics.store.rollup_plan import score_bins, utc_days
 from wonkalytics.store.rollup_reads import RollupReads
-from wonkalytics.store.search import SEARCH_FIELDS, SearchIndex, detect, search_condition
-from wonkalytics.store.sql import TableStore
+from wonkalytics.store.row_reads import SEARCH_COUNT_CAP, SORTABLE, Page, RowReads
 
 __all__ = [
     "CATEGORY_FIELDS",
     "FIELD_ALIASES",
+    "SEARCH_COUNT_CAP",
     "SORTABLE",
     "Filters",
     "Page",
@@ -59,43 +56,8 @@ __all__ = [
     "parse_moment",
 ]
 
-FIELD_ALIASES = {"user": "username", "tenant": "tenant_id"}
-"""Short names accepted wherever a field is named (``--by user``)."""
-
-CATEGORY_FIELDS = ("model", "tenant_id", "username", "status", "language", "level", "tone", "response_type",
-                   "position", "competence", "gender", "provider_type", "finish_reason", "action")
-"""Fields worth a breakdown chart (few distinct values); a team's own short text columns are added."""
-
-SORTABLE = ("timestamp", "model", "username", "tenant_id", "status", "score", "duration_ms", "ttft_ms",
-            "total_tokens", "cost_usd")
-"""Columns the interactions page can be sorted by."""
-
 QUANTILES = (0.5, 0.95)
-_PAGE_SIZE_MAX = 500
 _GROUPS_MAX = 1000
-_SNIPPET = 160
-# Long free-text columns of the default table: no breakdown, searched only by the text filter.
-_FREE_TEXT = frozenset({"system_msg", "messages", "response", "error", "metadata", "tags", "summary", "notes",
-                        "motivation_summary", "other_notes", "carreer_notes", "test_results", "fixed_test_results",
-                        "free_test_results", "name", "email"})
-
-
-# --- filters and pages ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of interactions: the rows (a few columns and text snippets), and the total that match."""
-
-    rows: list[dict[str, Any]]
-    total: int
-    page: int
-    page_size: int
-
-    @property
-    def pages(self) -> int:
-        """How many pages the filter has (at least 1)."""
-        return max(1, -(-self.total // self.page_size))
 
 
 # --- the reader ----------------------------------------------------------------------------------
@@ -109,129 +71,21 @@ def _integer(value: Any) -> int:
     return 0 if value is None else int(value)
 
 
-class ReadStore:
+class ReadStore(RowReads):
     """Read-only queries on one analytics table (reflected once, through the shared engine)."""
 
-    def __init__(self, url: str | sa.URL, table: str, column_map: Mapping[str, str] | None = None) -> None:
-        self._store = TableStore(url, table, create=False)
-        self.name = table
-        self.column_map = dict(column_map or {})
-        self._folded: dict[str, str] | None = None
+    def __init__(self, url: str | sa.URL, table: str, column_map: Mapping[str, str] | None = None, *,
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+                 statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT) -> None:
+        super().__init__(url, table, column_map, connect_timeout=connect_timeout, statement_timeout=statement_timeout)
         self._rollups = RollupReads(self)
-        self._search: SearchIndex | None = None
 
-    @property
-    def table(self) -> sa.Table:
-        """The reflected table (raises :class:`StoreError` when it does not exist)."""
-        try:
-            return self._store.table
-        except sa.exc.NoSuchTableError:  # pragma: no cover - TableStore turns it into StoreError
-            raise StoreError(f"table {self.name!r} does not exist; create it with `wonkalytics init`") from None
-
-    @property
-    def dialect(self) -> str:
-        """``sqlite``, ``postgresql``, ``mariadb``, ``mysql``, ``mssql``, ..."""
-        dialect = self._store.engine.dialect
-        return "mariadb" if getattr(dialect, "is_mariadb", False) else dialect.name
-
-    def column(self, name: str) -> sa.Column[Any] | None:
-        """The table's column for field ``name`` (aliases ``user`` / ``tenant`` accepted), or None."""
-        table = self.table
-        if self._folded is None:
-            self._folded = column_index(table.c.keys())
-        real = resolve_column(FIELD_ALIASES.get(name, name), table.c.keys(), self.column_map, folded=self._folded)
-        return None if real is None else table.c[real]
-
-    def require(self, name: str) -> sa.Column[Any]:
-        """Like :meth:`column`, but a field the table lacks raises :class:`UnknownColumnError`."""
-        column = self.column(name)
-        if column is None:
-            raise UnknownColumnError(name, self.name, self.table.c.keys())
-        return column
-
-    def category_fields(self) -> list[str]:
-        """Fields offered for breakdowns: :data:`CATEGORY_FIELDS` the table has, and its own short text columns."""
-        from wonkalytics.store.schema import DEFAULT_COLUMNS
-
-        known = {c.name for c in DEFAULT_COLUMNS}
-        names = [f for f in CATEGORY_FIELDS if self.column(f) is not None]
-        mapped = {c.name for f in names if (c := self.column(f)) is not None}
-        for column in self.table.columns:
-            short = isinstance(column.type, sa.String) and (column.type.length or 10**9) <= 255
-            if short and column.name not in known and column.name not in mapped and not column.primary_key:
-                names.append(column.name)
-        return names
-
-    def search_index(self) -> SearchIndex:
-        """The index serving the text search (store/search.py), looked up once per reader."""
-        if self._search is None:
-            with self.reading() as conn:
-                self._search = detect(conn, self.table, self.column_map)
-        return self._search
-
-    def key_column(self) -> sa.Column[Any] | None:
-        """The column that names one row in links (the primary key, else ``event_id``)."""
-        keys = list(self.table.primary_key.columns)
-        return keys[0] if len(keys) == 1 else self.column("event_id")
-
-    # -- connections ------------------------------------------------------------------------------
-
-    @contextmanager
-    def reading(self) -> Iterator[Connection]:
-        """A connection in a read-only transaction where the dialect has one (see the module docstring)."""
-        engine = self._store.engine
-        try:
-            with engine.connect() as conn:
-                name = engine.dialect.name
-                if name == "postgresql":
-                    conn = conn.execution_options(postgresql_readonly=True)
-                    # JIT compiling costs ~30 ms per query here and pays off only for long analytics
-                    # queries; these are interactive (measured: bench/read_side.py, 1M rows).
-                    conn.exec_driver_sql("SET LOCAL jit = off")
-                elif name == "sqlite":
-                    conn.exec_driver_sql("PRAGMA query_only = ON")
-                elif name in ("mysql", "mariadb"):
-                    conn.exec_driver_sql("SET TRANSACTION READ ONLY")  # applies to the next transaction
-                try:
-                    yield conn  # one transaction (autobegun by the first statement), rolled back
-                finally:
-                    conn.rollback()  # nothing to commit: a reader never changes anything
-                    if name == "sqlite":
-                        conn.exec_driver_sql("PRAGMA query_only = OFF")  # the pool may hand it to a writer
-                        conn.commit()
-        except WonkalyticsError:
-            raise
-        except sa.exc.SQLAlchemyError as exc:
-            raise store_error(f"read table {self.name!r}", self._store.url, exc) from None
-
-    def where(self, period: Period, filters: Filters | None = None, *,
-              events: bool = False) -> list[sa.ColumnElement[bool]]:
-        """The WHERE conditions of ``period`` and ``filters`` (bound parameters only)."""
-        since, until = period.utc_bounds
-        timestamp = self.require("timestamp")
-        conditions: list[sa.ColumnElement[bool]] = [timestamp >= since, timestamp < until]
-        model = self.column("model")
-        if not events and model is not None:
-            conditions.append(model.is_not(None))
-        f = filters or Filters()
-        for name, value in (("model", f.model), ("tenant_id", f.tenant), ("username", f.user),
-                            ("status", f.status), *f.fields.items()):
-            if value not in (None, ""):
-                conditions.append(self.require(name) == value)
-        if f.score_min is not None:
-            conditions.append(self.require("score") >= f.score_min)
-        if f.score_max is not None:
-            conditions.append(self.require("score") <= f.score_max)
-        if f.text:
-            texts = [c for n in SEARCH_FIELDS if (c := self.column(n)) is not None]
-            if texts:  # the same rows as a scan; narrowed by the search index where there is one
-                index = self.search_index()
-                if index.kind in ("fts5", "fulltext"):
-                    with self.reading() as conn:  # a bounded count: does the index narrow this needle enough?
-                        conditions.append(search_condition(self.table, texts, f.text, self.dialect, index, conn))
-                else:
-                    conditions.append(search_condition(self.table, texts, f.text, self.dialect, index))
-        return conditions
+    def warm(self) -> None:
+        """Do now what the first answer would do first: reflect the table, find its rollups and its
+        search index (each once per reader; a fresh PostgreSQL process spends ~100 ms on them)."""
+        self.table  # noqa: B018 - reflects
+        self._rollups.found()
+        self.search_index()
 
     # -- aggregates -------------------------------------------------------------------------------
 
@@ -305,6 +159,11 @@ class ReadStore:
                 result[name] = self._percentiles(conn, name, where, None, medians=medians).get(None, result[name])
         return result
 
+    def overviews(self, periods: Sequence[tuple[Period, bool]], filters: Filters | None = None) -> list[dict[str, Any]]:
+        """:meth:`overview` of each ``(period, medians)``, in one read-only transaction (one snapshot)."""
+        with self.reading():
+            return [self.overview(period, filters, medians=medians) for period, medians in periods]
+
     def groups(self, period: Period, by: str, filters: Filters | None = None, *, limit: int = 50,
                percentiles: bool = True) -> list[dict[str, Any]]:
         """The overview per value of field ``by``, largest first (at most ``limit`` groups)."""
@@ -325,6 +184,20 @@ class ReadStore:
                     for item in shaped:
                         item[name] = found.get(item["value"], item[name])
         return shaped
+
+    def values(self, period: Period, by: str, filters: Filters | None = None, *, limit: int = 100) -> list[Any]:
+        """The values of field ``by`` in ``period``, most interactions first (the choices of a filter):
+        from the rollups' sums where they answer, else one ``GROUP BY`` on the table."""
+        group = self.require(by)
+        plan = self._rollups.plan(period, filters, by)
+        if plan is not None:
+            counts = self._rollups.values(plan, by, filters)
+            ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0] is not None, str(kv[0])))
+            return [value for value, n in ranked if n > 0][:limit]
+        query = (sa.select(group).where(*self.where(period, filters)).group_by(group)
+                 .order_by(sa.func.count().desc(), group).limit(limit))
+        with self.reading() as conn:
+            return list(conn.execute(query).scalars())
 
     def distinct_users(self, conn: Connection, period: Period, filters: Filters | None, *,
                        by: str | None = None) -> dict[Any, int]:
@@ -499,73 +372,6 @@ class ReadStore:
             for i, n in conn.execute(query):
                 counts[min(int(i), bins - 1)] += int(n)  # the maximum itself falls into the last range
         return [{"low": low + i * width, "high": low + (i + 1) * width, "count": n} for i, n in enumerate(counts)]
-
-    # -- rows -------------------------------------------------------------------------------------
-
-    def _snippet(self, column: sa.Column[Any]) -> sa.ColumnElement[Any]:
-        if self.dialect == "mssql":  # SQL Server has no SUBSTR; the others all have it
-            return sa.func.substring(column, 1, _SNIPPET)
-        return sa.func.substr(column, 1, _SNIPPET)
-
-    def interactions(self, period: Period, filters: Filters | None = None, *, sort: str = "timestamp",
-                     descending: bool = True, page: int = 1, page_size: int = 50) -> Page:
-        """One page of interactions (newest first by default): list columns and text snippets."""
-        if sort not in SORTABLE:
-            raise ValueError(f"cannot sort by {sort!r}; choose one of: {', '.join(SORTABLE)}")
-        page, page_size = max(1, page), max(1, min(page_size, _PAGE_SIZE_MAX))
-        order_column = self.require(sort)
-        key = self.key_column()
-        shown = ["timestamp", "model", "username", "tenant_id", "status", "score", "duration_ms", "ttft_ms",
-                 "prompt_tokens", "completion_tokens", "cost_usd"]
-        columns: list[sa.ColumnElement[Any]] = [c.label(n) for n in shown if (c := self.column(n)) is not None]
-        for name in ("messages", "response"):
-            c = self.column(name)
-            if c is not None:
-                columns.append(self._snippet(c).label(name))
-        if key is not None:
-            columns.insert(0, key.label("key"))
-        where = self.where(period, filters)
-        # Rows without a value last in both directions (NULLS LAST is not portable: MySQL, SQL Server);
-        # the period's range already excludes a NULL timestamp, and without the CASE the index gives the order.
-        order = [order_column.desc() if descending else order_column.asc()]
-        if sort != "timestamp":
-            order.insert(0, sa.case((order_column.is_(None), 1), else_=0).asc())
-        if key is not None and key is not order_column:
-            order.append(key.desc() if descending else key.asc())
-        query = (sa.select(*columns).where(*where).order_by(*order)
-                 .limit(page_size).offset((page - 1) * page_size))
-        with self.reading() as conn:
-            total = conn.execute(sa.select(sa.func.count()).where(*where).select_from(self.table)).scalar_one()
-            rows = [dict(r) for r in conn.execute(query).mappings()]
-        return Page(rows=rows, total=int(total), page=page, page_size=page_size)
-
-    def interaction(self, key: str) -> dict[str, Any] | None:
-        """Every column of the row named ``key`` (see :meth:`key_column`), or None when there is none."""
-        column = self.key_column()
-        if column is None:
-            return None
-        value: Any = key
-        if isinstance(column.type, sa.Integer):
-            try:
-                value = int(key)
-            except ValueError:
-                return None
-        with self.reading() as conn:
-            row = conn.execute(sa.select(self.table).where(column == value).limit(1)).mappings().first()
-        return None if row is None else dict(row)
-
-    def iter_rows(self, period: Period, filters: Filters | None = None, *, events: bool = True,
-                  batch: int = 1000) -> Iterator[dict[str, Any]]:
-        """Every row of ``period`` (events too, unless ``events`` is false), streamed in ``batch``-sized
-        fetches from a server-side cursor: memory stays constant however many rows there are."""
-        query = sa.select(self.table).where(*self.where(period, filters, events=events))
-        key = self.key_column()
-        query = query.order_by(self.require("timestamp"), *([key] if key is not None else []))
-        with self.reading() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
-            for row in result.mappings():
-                yield dict(row)
-
 
 def _count_distinct(conn: Connection, column: sa.Column[Any], where: Sequence[sa.ColumnElement[bool]]) -> int:
     """The number of distinct non-NULL values of ``column`` where ``where`` holds."""

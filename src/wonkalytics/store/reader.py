@@ -22,7 +22,7 @@ from wonkalytics.store.clickhouse import is_clickhouse_url
 from wonkalytics.store.periods import Period, make_period
 from wonkalytics.store.queries import Filters, Page, ReadStore
 
-__all__ = ["Reader", "SqlReader", "as_reader", "make_period", "open_reader"]
+__all__ = ["Reader", "SqlReader", "as_reader", "make_period", "open_reader", "warm_up", "with_previous"]
 
 
 @runtime_checkable
@@ -132,6 +132,29 @@ class SqlReader:
         self.store.table  # noqa: B018 - reflecting proves the database answers and the table exists
 
 
+def with_previous(reader: Reader, period: Period,
+                  filters: Filters | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The overview of ``period`` and, without its p50s, of the period before it (the dashboard's KPIs).
+
+    On SQL both in one read-only transaction (:meth:`ReadStore.overviews`); other engines ask twice.
+    """
+    if isinstance(reader, SqlReader):
+        now, before = reader.store.overviews([(period, True), (period.previous(), False)], filters)
+        return now, before
+    return reader.overview(period, filters), reader.overview(period.previous(), filters, medians=False)
+
+
+def warm_up(reader: Reader) -> None:
+    """Connect, reflect and look for the rollups and the search index before the first request.
+
+    A long-lived reader (the dashboard) pays this once at start instead of on its first page; raises
+    :class:`StoreError` like :meth:`Reader.probe` when the database does not answer.
+    """
+    reader.probe()
+    if isinstance(reader, SqlReader):
+        reader.store.warm()
+
+
 def as_reader(reader: Reader | ReadStore) -> Reader:
     """``reader`` as a :class:`Reader` (a bare :class:`ReadStore` is wrapped)."""
     return SqlReader(reader) if isinstance(reader, ReadStore) else reader
@@ -150,4 +173,5 @@ def open_reader(url: str | sa.URL, table: str, column_map: Mapping[str, str] | N
         text = url.render_as_string(hide_password=False) if isinstance(url, sa.URL) else url
         return ClickHouseReads.open(text, table.rsplit(".", 1)[-1], column_map, connect_timeout=connect_timeout,
                                     statement_timeout=statement_timeout)
-    return SqlReader(ReadStore(url, table, column_map))
+    return SqlReader(ReadStore(url, table, column_map, connect_timeout=connect_timeout,
+                               statement_timeout=statement_timeout))

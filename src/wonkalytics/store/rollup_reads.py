@@ -260,10 +260,13 @@ class RollupReads:
             where = [users.c.bucket >= segment.first, users.c.bucket < segment.last,
                      *[users.c[name] == value for name, value in plan.equal]]
             selects.append(sa.select(group.label("g"), users.c.username.label("username")).where(*where))
-        # UNION ALL and COUNT(DISTINCT): PostgreSQL 50 ms vs 81 ms for UNION and COUNT(*) (1M rows, 7 days,
-        # 50k (model, user) rows per day level)
+        # UNION ALL, GROUP BY (g, username), then COUNT(*) per g: the grouping hashes where COUNT(DISTINCT)
+        # sorts. The overview's ~28k (bucket, user) rows: PostgreSQL 27 ms vs 86 ms with COUNT(DISTINCT)
+        # (74 ms with UNION), SQLite 35 vs 89 ms (1M rows, 7 days, median of 5, load ~8).
         union = sa.union_all(*selects).subquery() if len(selects) > 1 else selects[0].subquery()
-        counted = sa.select(union.c.g, sa.func.count(sa.distinct(union.c.username)).label("n")).group_by(union.c.g)
+        grouped = (sa.select(union.c.g, union.c.username).where(union.c.username.is_not(None))
+                   .group_by(union.c.g, union.c.username).subquery())
+        counted = sa.select(grouped.c.g, sa.func.count().label("n")).group_by(grouped.c.g)
         counts: dict[Any, int] = {r.g: int(r.n) for r in conn.execute(counted)}
 
         def key(dims: tuple[Any, ...]) -> Any:
@@ -383,6 +386,23 @@ class RollupReads:
                 item.pop("approx")
             shaped.append(item)
         return shaped
+
+    def values(self, plan: Plan, by: str, filters: Filters | None) -> dict[Any, int]:
+        """Interactions per value of field ``by`` (whole buckets and edges): sums only, no users or sketches,
+        for the choices of a filter (the interactions page's model list: ~40 ms where :meth:`groups` with
+        its distinct users per model took ~400 ms, PostgreSQL 1M rows, load ~9)."""
+        keeper = self._keeper()
+        field = self._field(keeper, by)
+        assert field is not None   # plan() answers None for a field the rollups are not keyed by
+        counts: dict[Any, int] = {}
+        with self._reader.reading() as conn:
+            for row in self._grouped(conn, plan, [field]):
+                counts[row[field]] = counts.get(row[field], 0) + int(row["interactions"] or 0)
+            groups, _ = self._edge_rows(conn, keeper, plan, filters)
+        index = keeper.names.index(field)
+        for _bucket, dims, agg in groups.values():
+            counts[dims[index]] = counts.get(dims[index], 0) + int(agg.values()["interactions"] or 0)
+        return counts
 
     def timeseries_rows(self, plan: Plan) -> list[dict[str, Any]]:
         """The whole buckets' sums per bucket (day rows only in a UTC-day plan), for
