@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from wonkalytics.access import json_default
 from wonkalytics.store.rollup_model import METRICS
 
 __all__ = ["CHUNK", "LOOKUP_DIALECTS", "WRITE_DIALECTS", "TableStatements", "bulk_keys", "dialect_insert",
@@ -147,9 +147,9 @@ def _write_statement(conn: Connection, shape: Sequence[tuple[sa.Table, tuple[str
 
 
 def _json(rows: list[dict[str, Any]]) -> str:
-    # timestamps as ISO text (what PostgreSQL's timestamp input reads); floats as repr (exact round trip)
+    # timestamps as ISO text (json_default; what PostgreSQL's timestamp input reads); floats as repr (exact round trip)
     # allow_nan=False: JSON has no NaN / Infinity (a ValueError: write() answers False, the caller writes per table)
-    return json.dumps(rows, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v), allow_nan=False)
+    return json.dumps(rows, default=json_default, allow_nan=False)
 
 
 def write(conn: Connection, updates: Sequence[tuple[sa.Table, Sequence[Mapping[str, Any]]]],
