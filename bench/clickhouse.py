@@ -17,7 +17,7 @@ up to now, the distributions of bench/read_side.py: five models, 2,000 users in 
 and aborts, a score on a third, lognormal latencies, 3 % events), then each dashboard request is
 answered in-process by the app (``TestClient``) on a ``clickhouse://`` read URL, default period (the
 last 7 days); the baseline is the same requests on PostgreSQL's bench/read_side.py table (its own
-generator, table only, no rollups) in the same run.
+generator; its rollup tables are read where they exist) in the same run.
 
 Writes only its own section of BENCHMARKS.md (``<!-- clickhouse:start -->`` .. ``<!-- clickhouse:end -->``).
 """
@@ -325,7 +325,7 @@ def main() -> None:
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         read_side.ensure_table(POSTGRES_URL, pg_rows, now)
         reads["pg"] = pages(POSTGRES_URL, read_side.table_name(pg_rows), rounds)
-        labels["pg"] = f"PostgreSQL {pg_rows / 1e6:g}M (table only)"
+        labels["pg"] = f"PostgreSQL {pg_rows / 1e6:g}M"
         notes.append(f"{labels['pg']}: {rounds} rounds")
     command = "python bench/clickhouse.py " + " ".join(sys.argv[1:])
     rounds_note = "after one warm-up round; " + "; ".join(notes)
