@@ -3,7 +3,7 @@
 Run from the repository root::
 
     .venv/bin/python bench/rollup_upkeep.py            # 2,000 rows in 200-row batches, SQLite and PostgreSQL
-    .venv/bin/python bench/rollup_upkeep.py --rows 400 # a smoke run
+    .venv/bin/python bench/rollup_upkeep.py --quick    # a smoke run (CI): 400 rows, one round
 
 The rows of ``bench/writer_cpu.py`` (its workload) go through ``TableStore.insert_many`` on this thread,
 into a table without and with rollup tables, one after the other, ``--rounds`` times; the median of
@@ -104,7 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, default=2_000)
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--quick", action="store_true", help="smoke run (CI): 400 rows, 1 round; prints only")
     args = p.parse_args(argv)
+    if args.quick:  # .ci/run runs every bench with --quick; this one never writes BENCHMARKS.md
+        args.rows, args.rounds = 400, 1
     with tempfile.TemporaryDirectory(prefix="wonkalytics-upkeep-") as name:
         tmp = Path(name)
         for dialect, url in (("sqlite", f"sqlite:///{tmp}/upkeep.db"), ("postgresql", h.POSTGRES_URL)):
