@@ -83,14 +83,26 @@
     },
   };
 
+  // One request per distinct URL: two charts draw the time series, and the latency and cost charts
+  // share one breakdown by model, so the overview asks the server 6 times, not 8 (bench/read_side.py).
+  const requests = new Map();
+  function getJSON(src) {
+    if (!requests.has(src)) {
+      requests.set(src, (async () => {
+        const response = await fetch(src, { headers: { Accept: "application/json" } });
+        const body = await response.json();
+        if (!response.ok) throw new Error(body.error || response.statusText);
+        return body;
+      })().catch((err) => { requests.delete(src); throw err; }));   // a failed chart may be asked again
+    }
+    return requests.get(src);
+  }
+
   async function load(el) {
     message(el, "loading", "Loading…");
     let rows;
     try {
-      const response = await fetch(el.dataset.src, { headers: { Accept: "application/json" } });
-      const body = await response.json();
-      if (!response.ok) throw new Error(body.error || response.statusText);
-      rows = body;
+      rows = await getJSON(el.dataset.src);
     } catch (err) {
       message(el, "failed", "Could not load this chart: " + err.message);
       return;
