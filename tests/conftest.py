@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from wonkalytics.internal_errors import set_strict
+from wonkalytics.store.rollup_model import LEVELS
 
 # Our own bugs must fail our tests; an app's test suite keeps the quiet production behaviour.
 set_strict(True)
@@ -95,9 +96,10 @@ def _drop(url: str, table: str) -> None:
     engine = sa.create_engine(url)
     try:
         with engine.begin() as conn:
-            rollups = [f"{table}_rollup{level}{grain}{users}" for level in ("", "_day") for grain in ("", "_model")
-                       for users in ("", "_users")]   # store/rollup_model.py
-            rollups += [f"{table}_rollup{level}_by_{dim}_users" for level in ("", "_day")
+            levels = [level.suffix for level in LEVELS]   # store/rollup_model.py
+            rollups = [f"{table}_rollup{level}{grain}{users}" for level in levels for grain in ("", "_model")
+                       for users in ("", "_users")]
+            rollups += [f"{table}_rollup{level}_by_{dim}_users" for level in levels
                         for dim in ("tenant_id", "status", "language", "level")]
             for name in (*rollups, table):
                 conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))

@@ -20,7 +20,7 @@ from wonkalytics.store.engine import dispose_engines
 from wonkalytics.store.migrations import upgrade
 from wonkalytics.store.periods import Period, make_period
 from wonkalytics.store.queries import Filters, ReadStore
-from wonkalytics.store.rollup_model import DAY, QUARTER
+from wonkalytics.store.rollup_model import DAY, HOUR, QUARTER
 from wonkalytics.store.rollups import Rollup
 from wonkalytics.store.sketch import ALPHA
 from wonkalytics.store.sql import TableStore
@@ -160,7 +160,8 @@ def _check_all(reader: ReadStore, raw: list[dict[str, Any]]) -> None:
         period = make_period(since, until, tz)
         plan = reader._rollups.plan(period, None)
         assert plan is not None   # answered from the rollups, the whole UTC days inside from the day level
-        assert [s.level for s in plan.segments] == [QUARTER, DAY, QUARTER], (since, until, tz)
+        levels = [s.level for s in plan.segments]
+        assert DAY in levels and HOUR in levels and levels[0] is levels[-1] is QUARTER, (since, until, tz)
         _check(reader.overview(period), _expected(_selected(raw, period, {})))
         _check(reader.overview(period, Filters(model="gpt-4o", status="ok")),
                _expected(_selected(raw, period, {"model": "gpt-4o", "status": "ok"})))
@@ -270,7 +271,8 @@ def test_a_day_level_added_later_is_read_only_for_the_days_it_holds_whole(db_url
         rows = [dict(r) for r in conn.execute(keeper.select_rows().where(
             keeper.columns["timestamp"] >= datetime(2026, 3, 7), keeper.columns["timestamp"] < cut)).mappings()]
         groups, users = keeper.aggregate(rows, -1)   # the morning of 03-07 is not in the day level
-        rollup_keeper.Keeper(store.table, None, ("language",)).apply(conn, DAY, keeper.levelled(groups, users)[1][1])
+        rollup_keeper.Keeper(store.table, None, ("language",)).apply(conn, DAY,
+                                                                       dict(keeper.levelled(groups, users))[DAY])
     reader = ReadStore(db_url, table_name)
     raw = _raw(store)
     period = make_period(*PERIODS[0])
@@ -278,6 +280,33 @@ def test_a_day_level_added_later_is_read_only_for_the_days_it_holds_whole(db_url
     assert plan is not None and [(s.level, s.first) for s in plan.segments if s.level is DAY] == [
         (DAY, datetime(2026, 3, 8))]
     _check(reader.overview(period), _expected(_selected(raw, period, {})))
+
+
+def test_an_hour_level_added_later_is_read_only_for_the_hours_it_holds_whole(db_url: str, table_name: str) -> None:
+    store = _prepared(db_url, table_name)
+    store.insert_many(_rows(600, seed=7))
+    cut = datetime(2026, 3, 9, 9, 20)
+    with store.engine.begin() as conn:   # as if m010 ran on 2026-03-09 at 09:20: the hour level starts then
+        keeper = Rollup(store.table, None, ("language",))
+        for target in (*keeper.tables[HOUR], *keeper.models[HOUR], *keeper.by[HOUR].values()):
+            conn.execute(sa.delete(target).where(target.c.bucket < datetime(2026, 3, 9, 9)))
+        rows = [dict(r) for r in conn.execute(keeper.select_rows().where(
+            keeper.columns["timestamp"] >= datetime(2026, 3, 9, 9), keeper.columns["timestamp"] < cut)).mappings()]
+        groups, users = keeper.aggregate(rows, -1)   # 09:00-09:20 is not in the hour level
+        rollup_keeper.Keeper(store.table, None, ("language",)).apply(conn, HOUR,
+                                                                       dict(keeper.levelled(groups, users))[HOUR])
+    reader = ReadStore(db_url, table_name)
+    raw = _raw(store)
+    period = make_period(*PERIODS[0])   # 03-06 03:07 .. 03-09 17:52 UTC
+    plan = reader._rollups.plan(period, None)
+    assert plan is not None
+    hours = [(s.first, s.last) for s in plan.segments if s.level is HOUR]
+    assert hours and all(first >= datetime(2026, 3, 9, 10) for first, _ in hours), hours
+    assert [s.level for s in plan.segments].count(DAY) == 1
+    _check(reader.overview(period), _expected(_selected(raw, period, {})))
+    for by in ("model", "tenant_id"):
+        for g in reader.groups(period, by):
+            _check(g, _expected(_selected(raw, period, {by: g["value"]})))
 
 
 def test_filters_the_rollups_are_not_keyed_by_read_the_table(db_url: str, table_name: str) -> None:

@@ -48,8 +48,14 @@ def test_upgrade_creates_the_rollup_tables_once(db_url: str, table_name: str) ->
     assert {f"{table_name}_rollup_day", f"{table_name}_rollup_day_users", f"{table_name}_rollup_model",
             f"{table_name}_rollup_day_model_users", f"{table_name}_rollup_day_by_status_users",
             f"{table_name}_rollup_by_tenant_id_users"} <= set(sa.inspect(engine).get_table_names())
+    # the hour level: full keys and per model (2 indexed), users, per model and per tenant / status
+    assert len(plans["m010_rollup_hours"].statements) == 8
+    assert {f"{table_name}_rollup_hour", f"{table_name}_rollup_hour_users", f"{table_name}_rollup_hour_model",
+            f"{table_name}_rollup_hour_model_users", f"{table_name}_rollup_hour_by_status_users",
+            f"{table_name}_rollup_hour_by_tenant_id_users"} <= set(sa.inspect(engine).get_table_names())
     again = {p.step: p for p in upgrade(engine, table_name)}
     assert again["m007_rollup_tables"].statements == [] and again["m008_rollup_levels"].statements == []
+    assert again["m010_rollup_hours"].statements == []
 
 
 def test_rollup_ddl_compiles_for_sql_server() -> None:

@@ -26,7 +26,8 @@ def rollup(
     table: TableName = None,
     tz: Tz = "UTC",
 ) -> None:
-    """Recompute every rollup table -- quarter hours (``<table>_rollup``), UTC days (``<table>_rollup_day``),
+    """Recompute every rollup table -- quarter hours (``<table>_rollup``), UTC hours (``<table>_rollup_hour``),
+    UTC days (``<table>_rollup_day``),
     their per-model tables and users -- from the table (rows written by other tools, spool replays of
     old hours, a table written before the upgrade). Whole UTC days from --since, a day at a time.
     """

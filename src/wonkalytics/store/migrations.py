@@ -182,11 +182,19 @@ def _quarter_tables(name: str, schema: str | None) -> list[sa.Table]:
 
 
 def _day_and_model_tables(name: str, schema: str | None) -> list[sa.Table]:
-    from wonkalytics.store.rollup_model import DAY, DIMENSIONS, LEVELS, dimension_users, model_tables, rollup_tables
+    from wonkalytics.store.rollup_model import DAY, DIMENSIONS, QUARTER, dimension_users, model_tables, rollup_tables
 
+    levels = (QUARTER, DAY)   # the levels of release 0.2, when this step was written (m010 adds the hours)
     return [*rollup_tables(name, schema, level=DAY),
-            *[t for level in LEVELS for t in model_tables(name, schema, level)],
-            *[dimension_users(name, schema, level, dim) for level in LEVELS for dim in DIMENSIONS[1:]]]
+            *[t for level in levels for t in model_tables(name, schema, level)],
+            *[dimension_users(name, schema, level, dim) for level in levels for dim in DIMENSIONS[1:]]]
+
+
+def _hour_tables(name: str, schema: str | None) -> list[sa.Table]:
+    from wonkalytics.store.rollup_model import DIMENSIONS, HOUR, dimension_users, model_tables, rollup_tables
+
+    return [*rollup_tables(name, schema, level=HOUR), *model_tables(name, schema, HOUR),
+            *[dimension_users(name, schema, HOUR, dim) for dim in DIMENSIONS[1:]]]
 
 
 def _rollup_step(name: str, tables: Callable[[str, str | None], list[sa.Table]],
@@ -229,6 +237,10 @@ STEPS: tuple[Step, ...] = (
          _rollup_step("m008_rollup_levels", _day_and_model_tables, "the day-level and per-model rollup tables")),
     Step("m009_search_index", "an index for the text search (pg_trgm, FTS5 trigram, FULLTEXT)",
          lambda table, dialect: Plan("m009_search_index", *plan_search_index(table, dialect)), probe_search_index),
+    # the hour level: the partial days at a period's edges from hours, not quarter hours (bench/read_side.py:
+    # ~3x fewer rollup rows and ~2x fewer (bucket, user) pairs at 10M rows)
+    Step("m010_rollup_hours", "the hour-level rollup tables of the read side",
+         _rollup_step("m010_rollup_hours", _hour_tables, "the hour-level rollup tables")),
 )
 """Every migration, in order."""
 

@@ -1,17 +1,22 @@
-"""What a rollup row is: the levels (UTC quarter hour, UTC day), their tables, and the figures of one row.
+"""What a rollup row is: the levels (UTC quarter hour, hour, day), their tables, and the figures of one row.
 
-Two levels, each a pair of tables keyed the same way (bucket x model x tenant_id x status x the app
+Three levels, each a set of tables keyed the same way (bucket x model x tenant_id x status x the app
 fields the team names):
 
 - **quarter hours** -- ``<table>_rollup`` and ``<table>_rollup_users``: exact local days in zones with
-  a half-hour offset (Asia/Kolkata) and the partial days at the edges of a period;
+  a half-hour offset (Asia/Kolkata) and the last partial hour at each edge of a period;
+- **UTC hours** -- ``<table>_rollup_hour`` and ``<table>_rollup_hour_users``: the whole hours of the
+  partial days at the edges of a period (a default 7-day period has one day of them in all: since and
+  until share the time of day). At 10M rows a quarter hour holds ~1,700 interactions over ~450 keys
+  and ~1,100 users, an hour ~600 keys and ~1,900 users: the edges read ~3x fewer rollup rows and ~2x
+  fewer (bucket, user) pairs from hours (bench/read_side.py);
 - **UTC days** -- ``<table>_rollup_day`` and ``<table>_rollup_day_users``: the whole days inside a
   period. A quarter hour of a busy table holds few interactions per key (1M rows over 60 days: ~170
   interactions over up to 600 keys, 0.7 rollup rows per interaction), so a 7-day page read from
   quarter hours merged ~82k sketches; from days it merges ~4k (bench/read_side.py).
 
-A day row is the sum of the day's quarter rows (same keys, same figures): the writer and the rebuild
-aggregate at the quarter level and add those up per day (:func:`coarsen`), so the levels agree exactly.
+An hour or day row is the sum of its quarter rows (same keys, same figures): the writer and the rebuild
+aggregate at the quarter level and add those up per level (:func:`split`), so the levels agree exactly.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from wonkalytics.store.sketch import Sketch, add_counts
 __all__ = [
     "DAY",
     "DIMENSIONS",
+    "HOUR",
     "KNOWN",
     "LEVELS",
     "QUARTER",
@@ -66,6 +72,9 @@ def bucket_of(moment: datetime) -> datetime:
     return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0, tzinfo=None)
 
 
+_HOUR, _DAY = timedelta(hours=1), timedelta(days=1)
+
+
 def _day_of(moment: datetime) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
 
@@ -80,7 +89,11 @@ class Level:
 
     def floor(self, moment: datetime) -> datetime:
         """The bucket holding naive-UTC ``moment``."""
-        return bucket_of(moment) if self.step < timedelta(days=1) else _day_of(moment)
+        if self.step < _HOUR:
+            return bucket_of(moment)
+        if self.step < _DAY:
+            return moment.replace(minute=0, second=0, microsecond=0, tzinfo=None)
+        return _day_of(moment)
 
     def ceil(self, moment: datetime) -> datetime:
         """The first bucket boundary at or after ``moment``."""
@@ -89,8 +102,9 @@ class Level:
 
 
 QUARTER = Level("quarter", "", timedelta(minutes=15))
-DAY = Level("day", "_day", timedelta(days=1))
-LEVELS = (QUARTER, DAY)
+HOUR = Level("hour", "_hour", _HOUR)
+DAY = Level("day", "_day", _DAY)
+LEVELS = (QUARTER, HOUR, DAY)
 """Every level, finest first (the finest is the one rows are aggregated at)."""
 
 

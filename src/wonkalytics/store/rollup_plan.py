@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +19,8 @@ from wonkalytics.store.rollup_model import QUARTER, Aggregate, Level
 from wonkalytics.store.rollups import Rollup
 from wonkalytics.store.sketch import ALPHA, Sketch
 
-__all__ = ["APPROX", "SUMMED", "Found", "Plan", "Segment", "Totals", "quarter_ceil", "score_bins", "utc_days"]
+__all__ = ["APPROX", "SUMMED", "Found", "Plan", "Segment", "Totals", "cover", "quarter_ceil", "score_bins",
+           "utc_days"]
 
 APPROX = {"duration_ms": ALPHA, "ttft_ms": ALPHA}
 """The ``approx`` entry of an answer whose percentiles come from sketches: figure -> relative error."""
@@ -74,10 +75,35 @@ class Plan:
 
 @dataclass(frozen=True)
 class Found:
-    """The rollups a reader found for its table, and from which UTC day their day level is read."""
+    """The rollups a reader found for its table, and from which bucket each coarser level is read."""
 
     keeper: Rollup
-    day_from: datetime | None   # the day level covers the days from here on (None: not read)
+    reach: Mapping[Level, datetime]   # hour / day level -> it holds whole buckets from here on (absent: not read)
+
+
+def cover(first: datetime, last: datetime, levels: Sequence[Level],
+          reach: Mapping[Level, datetime]) -> list[Segment]:
+    """``[first, last)`` (whole quarter hours) as whole buckets of the coarsest ``levels`` (coarsest first, the
+    finest last) each can hold: the coarsest level's whole buckets inside (from where it ``reach`` es), and
+    the two remainders covered by the finer levels alike.
+
+    >>> from datetime import datetime as t
+    >>> from wonkalytics.store.rollup_model import DAY, HOUR, QUARTER
+    >>> [(s.level.name, s.first.hour, s.last.hour) for s in cover(t(2026, 3, 6, 22, 15), t(2026, 3, 8, 1, 45),
+    ...  [DAY, HOUR, QUARTER], {DAY: datetime.min, HOUR: datetime.min})]
+    [('quarter', 22, 23), ('hour', 23, 0), ('day', 0, 0), ('hour', 0, 1), ('quarter', 1, 1)]
+    """
+    if first >= last:
+        return []
+    level, finer = levels[0], levels[1:]
+    if not finer:
+        return [Segment(level, first, last)]
+    low, high = level.ceil(first), level.floor(last)
+    if level in reach:
+        low = max(low, reach[level])
+    if level not in reach or low >= high:
+        return cover(first, last, finer, reach)
+    return [*cover(first, low, finer, reach), Segment(level, low, high), *cover(high, last, finer, reach)]
 
 
 @dataclass

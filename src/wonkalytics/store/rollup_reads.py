@@ -6,8 +6,10 @@ period ``[since, until)`` is cut into :class:`Segment` s:
 
 - **whole UTC days** inside the period from ``<table>_rollup_day`` (a 7-day page at 1M rows: ~4k rollup
   rows instead of ~82k quarter-hour rows, bench/read_side.py);
-- **whole UTC quarter hours** of the partial days at the edges (local midnights in Asia/Kolkata or
-  America/St_Johns fall on a quarter hour, not on a UTC day) from ``<table>_rollup``;
+- **whole UTC hours** of the partial days at the edges from ``<table>_rollup_hour``;
+- **whole UTC quarter hours** of the partial hours left (local midnights in Asia/Kolkata or
+  America/St_Johns fall on a quarter hour, not on a UTC hour) from ``<table>_rollup``
+  (:func:`~wonkalytics.store.rollup_plan.cover`);
 - **the edges** ``[since, first)`` and ``[last, until)`` (less than a quarter hour each) from the table
   row by row, aggregated with the very code that builds the rollups
   (:meth:`~wonkalytics.store.rollups.Rollup.aggregate`), so every part adds up exactly.
@@ -21,9 +23,9 @@ Falls back to the table (``plan`` answers None) when the rollup tables are absen
 before ``wonkalytics init --upgrade``), when a filter or a breakdown names something the rollups are
 not keyed by (text search, score range, a user, an app field outside ``rollup_fields``), or when the
 column map resolves a rolled-up field to another column than the writer's hook does (its rollups
-would then not be the table's). The day level is read only for days it covers completely: when it
-was added to a table whose quarter hours already held rows (``init --upgrade`` without ``rollup
---rebuild``), from the day after its first row on.
+would then not be the table's). The hour and day levels are read only for buckets they cover
+completely: when one was added to a table whose quarter hours already held rows (``init --upgrade``
+without ``rollup --rebuild``), from the bucket after its first row on.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from sqlalchemy.engine import Connection
 from wonkalytics.errors import WonkalyticsError
 from wonkalytics.store.filters import Filters
 from wonkalytics.store.periods import Period
-from wonkalytics.store.rollup_model import DAY, QUARTER, Aggregate, Users
+from wonkalytics.store.rollup_model import QUARTER, Aggregate, Level, Users
 from wonkalytics.store.rollup_plan import (
     APPROX,
     SUMMED,
@@ -49,6 +51,7 @@ from wonkalytics.store.rollup_plan import (
     Plan,
     Segment,
     Totals,
+    cover,
     quarter_ceil,
     score_bins,
     utc_days,
@@ -119,24 +122,26 @@ class RollupReads:
                     return None
                 if {n: c.name for n, c in ours.columns.items()} != {n: c.name for n, c in writers.columns.items()}:
                     return None   # the column map points a rolled-up field elsewhere: the writer keeps other figures
-                day_from = self._day_from(conn, ours) if DAY in levels else None
+                reach = {level: since for level in levels[1:]
+                         if (since := self._level_from(conn, ours, level)) is not None}
         except (WonkalyticsError, sa.exc.SQLAlchemyError):   # reading() wraps the error
             return None
-        return Found(ours, day_from)
+        return Found(ours, reach)
 
     @staticmethod
-    def _day_from(conn: Connection, keeper: Rollup) -> datetime | None:
-        """From which UTC day the day level holds whole days: all of them when it starts no later than the
-        quarter hours (built together, or rebuilt), else from the day after its first row."""
-        quarter, day = keeper.tables[QUARTER][0], keeper.tables[DAY][0]
+    def _level_from(conn: Connection, keeper: Rollup, level: Level) -> datetime | None:
+        """From which bucket a coarser level holds whole buckets: all of them when it starts no later than
+        the quarter hours (built together, or rebuilt), else from the bucket after its first row (a level
+        ``init --upgrade`` added to a table already rolled up; None: it holds nothing yet)."""
+        quarter, coarse = keeper.tables[QUARTER][0], keeper.tables[level][0]
         low_q = conn.execute(sa.select(sa.func.min(quarter.c.bucket))).scalar()
-        low_d = conn.execute(sa.select(sa.func.min(day.c.bucket))).scalar()
+        low_c = conn.execute(sa.select(sa.func.min(coarse.c.bucket))).scalar()
         if low_q is None:
             return _ALWAYS
-        if low_d is None:
+        if low_c is None:
             return None
-        low_q, low_d = (v if isinstance(v, datetime) else datetime.fromisoformat(str(v)) for v in (low_q, low_d))
-        return _ALWAYS if low_d <= DAY.floor(low_q) else DAY.floor(low_d) + DAY.step
+        low_q, low_c = (v if isinstance(v, datetime) else datetime.fromisoformat(str(v)) for v in (low_q, low_c))
+        return _ALWAYS if low_c <= level.floor(low_q) else level.floor(low_c) + level.step
 
     def found(self) -> Found | None:
         """The rollups (and how far their day level reaches) when they exist and match the table."""
@@ -194,12 +199,8 @@ class RollupReads:
         first, last = QUARTER.ceil(since), QUARTER.floor(until)
         if first >= last:
             return None   # not one whole quarter hour: the table answers at once
-        segments = [Segment(QUARTER, first, last)]
-        if days and found.day_from is not None:
-            day_first, day_last = max(DAY.ceil(first), found.day_from), DAY.floor(last)
-            if day_first < day_last:
-                segments = [s for s in (Segment(QUARTER, first, day_first), Segment(DAY, day_first, day_last),
-                                        Segment(QUARTER, day_last, last)) if s.first < s.last]
+        levels = [level for level in reversed(keeper.levels) if days or level is QUARTER]
+        segments = cover(first, last, levels, found.reach)
         edges = []
         if since < first:
             edges.append(Period(period.since, first.replace(tzinfo=UTC).astimezone(period.tz), period.tz))

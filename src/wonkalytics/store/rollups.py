@@ -1,7 +1,8 @@
 """Rollups of one analytics table, kept by the writer and rebuilt from the table: derived data.
 
-Two levels (see :mod:`wonkalytics.store.rollup_model`): per UTC quarter hour (``<table>_rollup``,
-``<table>_rollup_users``) and per UTC day (``<table>_rollup_day``, ``<table>_rollup_day_users``),
+Three levels (see :mod:`wonkalytics.store.rollup_model`): per UTC quarter hour (``<table>_rollup``,
+``<table>_rollup_users``), per UTC hour (``<table>_rollup_hour``, ...) and per UTC day
+(``<table>_rollup_day``, ``<table>_rollup_day_users``),
 each keyed by bucket x model x tenant_id x status x the app fields the team names, and addressed by
 ``key_hash`` (SHA-256 of the key: a primary key of several long text columns does not fit MariaDB's
 3072-byte index limit, and the hash keeps NULL apart from ``''``). Each row carries exact, additive
@@ -14,7 +15,7 @@ buckets are exact.
 Events (rows without ``model``) are not rolled up: the read side counts them in no figure either.
 Quarter hours (not hours) so zones with a half-hour offset (Asia/Kolkata) still get exact local days.
 
-The writer aggregates each batch once in memory at the quarter level, adds that up per day, and
+The writer aggregates each batch once in memory at the quarter level, adds that up per hour and per day, and
 writes one row per key per level (a few statements a batch, not per key:
 :mod:`wonkalytics.store.rollup_keeper`). :func:`rebuild`
 recomputes every level of a time range from the table, exactly, a day of rows at a time; the
