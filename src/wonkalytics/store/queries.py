@@ -312,8 +312,9 @@ class ReadStore(RowReads):
         if bucket not in ("hour", "day"):
             raise ValueError(f"bucket must be 'hour', 'day' or 'auto', not {bucket!r}")
         quarters = needs_quarters(period)
-        # day rows only where a local day is a UTC day; other zones add quarter hours into their days
-        plan = self._rollups.plan(period, filters, days=bucket == "day" and utc_days(period))
+        # day rows only where a local day is a UTC day; other zones add UTC hours into their days and hours, or
+        # quarter hours where the offset is not whole hours (Asia/Kolkata)
+        plan = self._rollups.plan(period, filters, days=bucket == "day" and utc_days(period), hours=not quarters)
         if plan is None:
             return rebucket(self._series_rows(period, filters, quarters), period, bucket)
         rows = self._rollups.timeseries_rows(plan)

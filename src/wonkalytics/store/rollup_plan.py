@@ -124,8 +124,12 @@ class Totals:
         """Add one group's :data:`SUMMED` figures (a rollup row's sums, or an edge aggregate's values)."""
         for name in SUMMED:
             self.sums[name] += float(values.get(name) or 0)
+        self.add_key(status, tenant, values["interactions"])
+
+    def add_key(self, status: Any, tenant: Any, interactions: Any) -> None:
+        """Count a key's interactions with status ``ok`` and its tenant (what per-model sums do not hold)."""
         if status == "ok":
-            self.ok += int(values["interactions"] or 0)
+            self.ok += int(interactions or 0)
         if self.tenants is not None and tenant is not None:
             self.tenants.add(tenant)
 
