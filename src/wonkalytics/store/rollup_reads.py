@@ -244,11 +244,6 @@ class RollupReads:
             rows += [dict(r) for r in conn.execute(query).mappings()]
         return [r for r in rows if isinstance(r.get("timestamp"), datetime) and r.get("model") is not None]
 
-    def _edge_rows(self, conn: Connection, keeper: Rollup, plan: Plan, filters: Filters | None
-                   ) -> tuple[dict[str, tuple[datetime, tuple[Any, ...], Aggregate]], Users]:
-        """The edges' rows, aggregated exactly as the rollups aggregate them (less than 2 quarter hours)."""
-        return keeper.aggregate(self._edge_list(conn, keeper, plan, filters))
-
     @staticmethod
     def _edge_users(keeper: Rollup, rows: Sequence[dict[str, Any]]) -> Users:
         """Interactions per ``(None, key, username)`` of the edges' rows (the shape :meth:`_users` reads)."""
@@ -459,10 +454,9 @@ class RollupReads:
         with self._reader.reading() as conn:
             for row in self._grouped(conn, plan, [field], model=self._by_model(plan, field)):
                 counts[row[field]] = counts.get(row[field], 0) + int(row["interactions"] or 0)
-            groups, _ = self._edge_rows(conn, keeper, plan, filters)
-        index = keeper.names.index(field)
-        for _bucket, dims, agg in groups.values():
-            counts[dims[index]] = counts.get(dims[index], 0) + int(agg.values()["interactions"] or 0)
+            edge_rows = self._edge_list(conn, keeper, plan, filters)
+        for edge_row in edge_rows:   # one interaction each: no aggregate per rollup key needed for a count
+            counts[edge_row.get(field)] = counts.get(edge_row.get(field), 0) + 1
         return counts
 
     def timeseries_rows(self, plan: Plan) -> list[dict[str, Any]]:
@@ -485,10 +479,10 @@ class RollupReads:
                 for text in conn.scalars(sa.select(rollup.c.score_hist).where(*where, rollup.c.scored > 0)):
                     for score, n in json.loads(text or "[]"):
                         counts[float(score)] = counts.get(float(score), 0) + int(n)
-            groups, _ = self._edge_rows(conn, keeper, plan, filters)
-        for _b, _d, agg in groups.values():
-            for score, n in agg.scores.items():
-                counts[score] = counts.get(score, 0) + n
+            edge_rows = self._edge_list(conn, keeper, plan, filters)
+        for row in edge_rows:   # as Aggregate.add_rows counts a score: float, None left out
+            if (score := row.get("score")) is not None:
+                counts[float(score)] = counts.get(float(score), 0) + 1
         return {s: n for s, n in counts.items() if n > 0}
 
 
