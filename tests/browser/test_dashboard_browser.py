@@ -85,6 +85,12 @@ def test_dashboard_in_chromium(page: Any, base_url: str, sqlite_url: str, table_
     assert charts.count() >= 8
     wait_for_charts(page)
     page.screenshot(path=str(shots / "overview.png"), full_page=True)
+    # the breakdown by user draws /api/counts: its longest bar is the busiest user's interactions
+    bars = page.evaluate("document.querySelector('[data-chart=breakdown][data-field=username]').data[0].x")
+    busiest = sql_count(sqlite_url, table_name, "username = (SELECT username FROM " + table_name +
+                        " WHERE model IS NOT NULL AND timestamp >= '2026-03-26 23:00:00' AND timestamp < "
+                        "'2026-03-31 22:00:00' GROUP BY username ORDER BY COUNT(*) DESC LIMIT 1)")
+    assert max(bars) == busiest > 0
 
     filter_interactions(page, "gpt-4o", "ok")
     expected = sql_count(sqlite_url, table_name, "model = 'gpt-4o' AND status = 'ok'")

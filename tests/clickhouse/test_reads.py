@@ -181,7 +181,8 @@ def test_export_equals_postgresql(both: tuple[str, str, str], fmt: str, tmp_path
             assert_same(a, b, f"{pg_row['event_id']}.{column}")
 
 
-ENDPOINTS = ["/api/overview?by=model", "/api/groups?by=username&percentiles=true", "/api/timeseries",
+ENDPOINTS = ["/api/overview?by=model", "/api/groups?by=username&percentiles=true", "/api/counts?by=username",
+             "/api/counts?by=model&status=ok", "/api/timeseries",
              "/api/timeseries?bucket=day", "/api/scores", "/api/fields", "/api/interactions?sort=score&order=asc",
              "/api/interactions?q=needle_%25_&page_size=5", "/api/interactions?score_min=50&model=gpt-4o"]
 

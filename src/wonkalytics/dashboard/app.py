@@ -3,7 +3,7 @@
 >>> from wonkalytics.store.reader import open_reader
 >>> app = create_app(open_reader("sqlite:///wonkalytics.db", "wonkalytics_interactions"))  # connects on first request
 >>> sorted(r.path for r in app.routes if r.path.startswith("/api/"))[:3]
-['/api/fields', '/api/groups', '/api/interactions']
+['/api/counts', '/api/fields', '/api/groups']
 
 Every page reads through a :class:`~wonkalytics.store.reader.Reader` (SQL in read-only transactions, or
 ClickHouse): the app never learns which engine answers. The
@@ -195,6 +195,12 @@ def _routes(reader: Reader, token: str | None, default_tz: str) -> FastAPI:
             lambda: reader.groups(view.period, by, view.filters, limit=limit, percentiles=percentiles))
         return groups
 
+    @app.get("/api/counts")
+    def api_counts(request: Request, by: str, limit: int = 12) -> list[dict[str, Any]]:
+        view = view_of(request)
+        counts: list[dict[str, Any]] = checked(lambda: reader.counts(view.period, by, view.filters, limit=limit))
+        return counts
+
     @app.get("/api/timeseries")
     def api_timeseries(request: Request, bucket: str = "auto") -> list[dict[str, Any]]:
         view = view_of(request)
@@ -248,9 +254,7 @@ def _page(reader: Reader, view: View) -> Page:
 
 def _models(reader: Reader, view: View) -> list[Any]:
     """The models of the period, most used first: the choices of the interactions page's model filter."""
-    if isinstance(reader, SqlReader):   # sums only (ReadStore.values), not a breakdown with users per model
-        return reader.store.values(view.period, "model")
-    return [g["value"] for g in reader.groups(view.period, "model", limit=100, percentiles=False)]
+    return [c["value"] for c in reader.counts(view.period, "model", limit=100)]   # sums only: no users per model
 
 
 def _local(view: View) -> Callable[[Any], str]:

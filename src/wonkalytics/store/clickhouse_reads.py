@@ -208,6 +208,16 @@ class ClickHouseReads(ClickHouseSource):
             shaped.append(item)
         return shaped
 
+    def counts(self, period: Period, by: str, filters: Filters | None = None, *,
+               limit: int = 50) -> list[dict[str, Any]]:
+        """``{"value", "interactions"}`` per value of field ``by``, most first (at most ``limit``); one scan."""
+        group = quote(self._require(by))
+        params: dict[str, Any] = {"limit": max(1, min(limit, _GROUPS_MAX))}
+        source = self._from(period, filters, params)
+        sql = (f"SELECT {group} AS g_value, count() AS m_n {source} "
+               "GROUP BY g_value ORDER BY m_n DESC, g_value LIMIT %(limit)s")
+        return [{"value": row["g_value"], "interactions": int(row["m_n"])} for row in self._dicts(sql, params)]
+
     def timeseries(self, period: Period, filters: Filters | None = None, *,
                    bucket: str = "auto") -> list[dict[str, Any]]:
         """Totals per local hour or day of ``period`` (as the SQL side; every bucket present)."""

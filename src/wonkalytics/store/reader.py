@@ -69,6 +69,11 @@ class Reader(Protocol):
         """The overview per value of field ``by``, largest first."""
         ...
 
+    def counts(self, period: Period, by: str, filters: Filters | None = None, *,
+               limit: int = 50) -> list[dict[str, Any]]:
+        """``{"value", "interactions"}`` per value of field ``by``, most first: a breakdown chart's bars."""
+        ...
+
     def timeseries(self, period: Period, filters: Filters | None = None, *,
                    bucket: str = "auto") -> list[dict[str, Any]]:
         """Totals per local hour or day of ``period``, gaps as zeros."""
@@ -102,6 +107,7 @@ class SqlReader:
         self.name = store.name
         self.overview = store.overview
         self.groups = store.groups
+        self.counts = store.counts
         self.timeseries = store.timeseries
         self.score_distribution = store.score_distribution
         self.interactions = store.interactions
