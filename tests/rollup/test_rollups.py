@@ -10,9 +10,11 @@ import pytest
 import sqlalchemy as sa
 from tests.read.seed import START, seed_rows
 
+from wonkalytics.store import rollups
 from wonkalytics.store.engine import dispose_engines
 from wonkalytics.store.migrations import plan_upgrade, upgrade
-from wonkalytics.store.rollups import rebuild, rollup_tables
+from wonkalytics.store.rollup_model import DAY, HOUR, LEVELS, QUARTER, grain_names
+from wonkalytics.store.rollups import Rollup, probe_levels, rebuild, rollup_tables
 from wonkalytics.store.sketch import ALPHA, Sketch
 from wonkalytics.store.sql import TableStore
 
@@ -56,6 +58,36 @@ def test_upgrade_creates_the_rollup_tables_once(db_url: str, table_name: str) ->
     again = {p.step: p for p in upgrade(engine, table_name)}
     assert again["m007_rollup_tables"].statements == [] and again["m008_rollup_levels"].statements == []
     assert again["m010_rollup_hours"].statements == []
+
+
+def test_the_catalogue_and_the_probes_agree_on_which_rollups_exist(db_url: str, table_name: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    engine, table = _seed(db_url, table_name)
+    upgrade(engine, table_name)
+    keeper = Rollup(table)
+    for level in keeper.levels:   # the names probe_levels looks for are the tables Rollup builds
+        assert grain_names(table_name, level, keeper.names[1:]) == [
+            t.name for t in (*keeper.models[level], *keeper.by[level].values())]
+
+    def both() -> tuple[object, object]:
+        with engine.connect() as conn:
+            listed = probe_levels(conn, table)
+            with monkeypatch.context() as m:   # as for a table the catalogue listing does not show
+                m.setattr(rollups, "_catalogue", lambda conn, table: None)
+                probed = probe_levels(conn, table)
+        return listed, probed
+
+    assert both() == (((), LEVELS, True),) * 2
+    with engine.begin() as conn:
+        keeper.by[DAY][1].drop(conn)   # one users-per-dimension table gone: no per-model reads
+    assert both() == (((), LEVELS, False),) * 2
+    with engine.begin() as conn:
+        keeper.tables[HOUR][1].drop(conn)   # the hour level's users gone: no hour level
+    assert both() == (((), (QUARTER, DAY), False),) * 2
+    with engine.begin() as conn:
+        for target in reversed(keeper.all_tables()):
+            target.drop(conn, checkfirst=True)
+    assert both() == (None, None)
 
 
 def test_rollup_ddl_compiles_for_sql_server() -> None:

@@ -48,6 +48,7 @@ __all__ = [
     "Users",
     "bucket_of",
     "combine",
+    "grain_names",
     "key_hash",
     "model_tables",
     "rollup_tables",
@@ -159,6 +160,13 @@ def dimension_users(name: str, schema: str | None = None, level: Level = QUARTER
         sa.Column("n", sa.BigInteger, nullable=False),
         schema=schema, **d.table_options(),
     )
+
+
+def grain_names(name: str, level: Level, dims: Sequence[str]) -> list[str]:
+    """The names of ``level``'s per-model tables and users per other dimension (``dims``: the key fields
+    after the model), as :func:`model_tables` and :func:`dimension_users` name them, without building them."""
+    base = f"{name}_rollup{level.suffix}"
+    return [f"{base}_model", f"{base}_model_users", *[f"{base}_by_{dim}_users" for dim in dims]]
 
 
 def key_hash(bucket: datetime, dims: Sequence[Any]) -> str:

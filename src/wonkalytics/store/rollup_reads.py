@@ -57,7 +57,7 @@ from wonkalytics.store.rollup_plan import (
     score_bins,
     utc_days,
 )
-from wonkalytics.store.rollups import Rollup, probe_levels
+from wonkalytics.store.rollups import Rollup, probe_levels, resolved_columns
 from wonkalytics.store.sketch import Sketch
 
 
@@ -118,31 +118,34 @@ class RollupReads:
                 fields, levels, by_model = found
                 try:
                     ours = Rollup(table, reader.column_map, fields, levels, by_model)
-                    writers = Rollup(table, None, fields, levels, by_model)   # what the writer's hook resolves
+                    writers = resolved_columns(table, None, fields)   # what the writer's hook resolves
                 except ValueError:
                     return None
-                if {n: c.name for n, c in ours.columns.items()} != {n: c.name for n, c in writers.columns.items()}:
+                if {n: c.name for n, c in ours.columns.items()} != {n: c.name for n, c in writers.items()}:
                     return None   # the column map points a rolled-up field elsewhere: the writer keeps other figures
-                reach = {level: since for level in levels[1:]
-                         if (since := self._level_from(conn, ours, level)) is not None}
+                reach = self._reach(conn, ours)
         except (WonkalyticsError, sa.exc.SQLAlchemyError):   # reading() wraps the error
             return None
         return Found(ours, reach)
 
     @staticmethod
-    def _level_from(conn: Connection, keeper: Rollup, level: Level) -> datetime | None:
-        """From which bucket a coarser level holds whole buckets: all of them when it starts no later than
+    def _reach(conn: Connection, keeper: Rollup) -> dict[Level, datetime]:
+        """From which bucket each coarser level holds whole buckets: all of them when it starts no later than
         the quarter hours (built together, or rebuilt), else from the bucket after its first row (a level
-        ``init --upgrade`` added to a table already rolled up; None: it holds nothing yet)."""
-        quarter, coarse = keeper.tables[QUARTER][0], keeper.tables[level][0]
-        low_q = conn.execute(sa.select(sa.func.min(quarter.c.bucket))).scalar()
-        low_c = conn.execute(sa.select(sa.func.min(coarse.c.bucket))).scalar()
-        if low_q is None:
-            return _ALWAYS
-        if low_c is None:
-            return None
-        low_q, low_c = (v if isinstance(v, datetime) else datetime.fromisoformat(str(v)) for v in (low_q, low_c))
-        return _ALWAYS if low_c <= level.floor(low_q) else level.floor(low_c) + level.step
+        ``init --upgrade`` added to a table already rolled up; absent: it holds nothing yet). The first
+        bucket of every level in one statement (one round trip where each level took two)."""
+        firsts = [sa.select(sa.func.min(keeper.tables[level][0].c.bucket)).scalar_subquery()
+                  for level in keeper.levels]
+        lows = [v if v is None or isinstance(v, datetime) else datetime.fromisoformat(str(v))
+                for v in conn.execute(sa.select(*firsts)).one()]
+        low_q = lows[0]
+        reach: dict[Level, datetime] = {}
+        for level, low_c in zip(keeper.levels[1:], lows[1:], strict=True):
+            if low_q is None or (low_c is not None and low_c <= level.floor(low_q)):
+                reach[level] = _ALWAYS
+            elif low_c is not None:
+                reach[level] = level.floor(low_c) + level.step
+        return reach
 
     def found(self) -> Found | None:
         """The rollups (and how far their day level reaches) when they exist and match the table."""
