@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from tests.rollup.test_reads import PERIODS, _prepared, _raw, _rows, _selected
 
@@ -64,6 +65,25 @@ def test_interactions_per_user_come_from_the_users_tables(db_url: str, table_nam
     period = make_period(*PERIODS[0])
     _check(reader, raw, period, None, {}, rolled=True)
     assert {c["value"]: c["interactions"] for c in reader.counts(period, "username", limit=1000)}["renamed"] == 1
+
+
+def test_which_names_are_one_user_is_the_databases_choice(db_url: str, table_name: str) -> None:
+    store = _prepared(db_url, table_name)
+    rows = _rows(200, seed=15)
+    for n, row in enumerate(r for r in rows if r.get("model") is not None):
+        row["username"] = ("Ann", "ann", "ANN ", "Bob")[n % 4]   # one user where the collation folds case
+    store.insert_many(rows)
+    reader = ReadStore(db_url, table_name)
+    period = make_period(*PERIODS[0])
+    assert reader._rollups.user_counts(period, None, limit=5) is not None
+    user, model = store.table.c.username, store.table.c.model
+    since, until = period.utc_bounds
+    with store.engine.connect() as conn:   # the table's own GROUP BY decides, as the table path does
+        want = sorted(int(n) for n in conn.execute(
+            sa.select(sa.func.count()).where(model.is_not(None), store.table.c.timestamp >= since,
+                                             store.table.c.timestamp < until).group_by(user)).scalars())
+    got = sorted(c["interactions"] for c in reader.counts(period, "username", limit=1000))
+    assert got == want
 
 
 def test_counts_of_rolled_up_fields_and_of_the_table(db_url: str, table_name: str) -> None:
