@@ -90,8 +90,8 @@ def create_app(reader: Reader | ReadStore, *, token: str | None = None, default_
 def _routes(reader: Reader, token: str | None, default_tz: str) -> FastAPI:
     app = FastAPI(title="Wonkalytics", docs_url=None, redoc_url=None, openapi_url=None)
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
-    for page in ("overview.html", "interactions.html", "detail.html", "message.html"):
-        templates.get_template(page)   # compiled now (Jinja2 caches them), not in a user's first request
+    for template in ("overview.html", "interactions.html", "detail.html", "message.html"):
+        templates.get_template(template)   # compiled now (Jinja2 caches them), not in a user's first request
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
 
     @app.middleware("http")

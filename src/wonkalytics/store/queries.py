@@ -327,7 +327,8 @@ class ReadStore(RowReads):
         quarters = needs_quarters(period)
         # day rows only where a local day is a UTC day; other zones add UTC hours into their days and hours, or
         # quarter hours where the offset is not whole hours (Asia/Kolkata)
-        plan = self._rollups.plan(period, filters, days=bucket == "day" and utc_days(period), hours=not quarters)
+        plan = self._rollups.plan(period, filters, days=bucket == "day" and utc_days(period), hours=not quarters,
+                                  signed=False)   # one row per bucket: nothing taken out
         if plan is None:
             return rebucket(self._series_rows(period, filters, quarters), period, bucket)
         rows = self._rollups.timeseries_rows(plan)

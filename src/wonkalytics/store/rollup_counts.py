@@ -32,22 +32,24 @@ def answers_users(keeper: Rollup, plan: Plan) -> bool:
     return keeper.by_model and all(name == "model" for name, _ in plan.equal)
 
 
-def user_counts(conn: Connection, keeper: Rollup, plan: Plan, edges: Sequence[Sequence[sa.ColumnElement[bool]]],
-                user: sa.Column[Any], model: sa.Column[Any], *, limit: int) -> tuple[list[tuple[Any, int]], int]:
+def user_counts(conn: Connection, keeper: Rollup, plan: Plan,
+                edges: Sequence[tuple[Sequence[sa.ColumnElement[bool]], int]], user: sa.Column[Any],
+                model: sa.Column[Any], *, limit: int) -> tuple[list[tuple[Any, int]], int]:
     """The ``limit`` users with the most interactions, most first (ties by name), and the interactions of
     every named user in all.
 
-    ``edges`` are the table's WHERE conditions of each partial edge of the period (with the filters);
-    only rows with a model count, as in the rollups.
+    ``edges`` are the table's WHERE conditions of each partial edge of the period (with the filters) and
+    whether its rows are added (1) or taken out (-1), as the plan's segments are; only rows with a model
+    count, as in the rollups.
     """
     selects: list[sa.Select[Any]] = []
     for segment in plan.segments:
         users = (keeper.models if plan.equal else keeper.tables)[segment.level][1]
         where = [users.c.bucket >= segment.first, users.c.bucket < segment.last,
                  *[users.c[name] == value for name, value in plan.equal]]
-        selects.append(sa.select(users.c.username.label("u"), users.c.n.label("n")).where(*where))
-    for edge in edges:
-        selects.append(sa.select(user.label("u"), sa.func.count().label("n"))
+        selects.append(sa.select(users.c.username.label("u"), (users.c.n * segment.sign).label("n")).where(*where))
+    for edge, sign in edges:
+        selects.append(sa.select(user.label("u"), (sa.func.count() * sign).label("n"))
                        .where(*edge, user.is_not(None), model.is_not(None)).group_by(user))
     union = (sa.union_all(*selects) if len(selects) > 1 else selects[0]).subquery()
     n = sa.func.sum(union.c.n)

@@ -52,7 +52,7 @@ from wonkalytics.store.rollup_plan import (
     Plan,
     Segment,
     Totals,
-    cover,
+    pieces,
     quarter_ceil,
     score_bins,
     utc_days,
@@ -124,9 +124,10 @@ class RollupReads:
                 if {n: c.name for n, c in ours.columns.items()} != {n: c.name for n, c in writers.items()}:
                     return None   # the column map points a rolled-up field elsewhere: the writer keeps other figures
                 reach = self._reach(conn, ours)
+                exact_text = conn.dialect.name in _EXACT_TEXT
         except (WonkalyticsError, sa.exc.SQLAlchemyError):   # reading() wraps the error
             return None
-        return Found(ours, reach)
+        return Found(ours, reach, exact_text)
 
     @staticmethod
     def _reach(conn: Connection, keeper: Rollup) -> dict[Level, datetime]:
@@ -172,11 +173,14 @@ class RollupReads:
         return None
 
     def plan(self, period: Period, filters: Filters | None, by: str | None = None, *,
-             days: bool = True, hours: bool = True) -> Plan | None:
+             days: bool = True, hours: bool = True, signed: bool = True) -> Plan | None:
         """How to answer ``period`` / ``filters`` (/ a breakdown ``by``) from the rollups; None: read the table.
 
         ``days=False`` reads no UTC days (a time series in local days of a zone other than UTC), ``hours=False``
         no UTC hours either (a time series in a zone with a half-hour offset): finer buckets instead.
+        ``signed``: a partial day at an edge may be read as its day minus the rest
+        (:func:`~wonkalytics.store.rollup_plan.pieces`), where the database tells names apart as Python
+        does (distinct users are then counted from net interactions per user in Python).
         """
         found = self.found()
         if found is None:
@@ -206,13 +210,14 @@ class RollupReads:
             return None   # not one whole quarter hour: the table answers at once
         skipped = {name for name, keep in (("day", days), ("hour", hours)) if not keep}
         levels = [level for level in reversed(keeper.levels) if level.name not in skipped]
-        segments = cover(first, last, levels, found.reach)
-        edges = []
-        if since < first:
-            edges.append(Period(period.since, first.replace(tzinfo=UTC).astimezone(period.tz), period.tz))
-        if last < until:
-            edges.append(Period(last.replace(tzinfo=UTC).astimezone(period.tz), period.until, period.tz))
-        return Plan(tuple(segments), tuple(edges), tuple(equal), bool(equal))
+        segments, ranges = pieces(since, until, levels, found.reach, now=datetime.now(UTC).replace(tzinfo=None),
+                                  complement=signed and found.exact_text)
+
+        def local(moment: datetime) -> datetime:
+            return moment.replace(tzinfo=UTC).astimezone(period.tz)
+
+        edges = [[Period(local(a), local(b), period.tz) for a, b, sign in ranges if sign == n] for n in (1, -1)]
+        return Plan(tuple(segments), tuple(edges[0]), tuple(equal), bool(equal), tuple(edges[1]))
 
     # -- pieces ------------------------------------------------------------------------------------
 
@@ -222,8 +227,8 @@ class RollupReads:
         return found.keeper
 
     def _parts(self, plan: Plan, *, model: bool = False
-               ) -> list[tuple[sa.Table, sa.Table, list[sa.ColumnElement[bool]]]]:
-        """Per segment: its rollup table, its users table, and the WHERE of its buckets and filters
+               ) -> list[tuple[sa.Table, sa.Table, list[sa.ColumnElement[bool]], int]]:
+        """Per segment: its rollup table, its users table, the WHERE of its buckets and filters, and its sign
         (``model``: the per-model tables, see :meth:`_by_model`)."""
         keeper = self._keeper()
         parts = []
@@ -231,7 +236,7 @@ class RollupReads:
             rollup, users = (keeper.models if model else keeper.tables)[segment.level]
             where = [rollup.c.bucket >= segment.first, rollup.c.bucket < segment.last,
                      *[rollup.c[name] == value for name, value in plan.equal]]
-            parts.append((rollup, users, where))
+            parts.append((rollup, users, where, segment.sign))
         return parts
 
     def _by_model(self, plan: Plan, group: str | None) -> bool:
@@ -240,24 +245,31 @@ class RollupReads:
                 and group in (None, "model"))
 
     def _edge_list(self, conn: Connection, keeper: Rollup, plan: Plan, filters: Filters | None
-                   ) -> list[dict[str, Any]]:
-        """The edges' interactions (less than 2 quarter hours), each field under its canonical name."""
-        rows: list[dict[str, Any]] = []
-        for edge in plan.edges:
-            query = keeper.select_rows().where(*self._reader.where(edge, filters))
-            rows += [dict(r) for r in conn.execute(query).mappings()]
-        return [r for r in rows if isinstance(r.get("timestamp"), datetime) and r.get("model") is not None]
+                   ) -> list[tuple[list[dict[str, Any]], int]]:
+        """The edges' interactions (less than 2 quarter hours at each end), each field under its canonical
+        name: those to add (sign 1), and those to take out again (sign -1, :attr:`Plan.minus`)."""
+        out = []
+        for periods, sign in ((plan.edges, 1), (plan.minus, -1)):
+            rows: list[dict[str, Any]] = []
+            for edge in periods:
+                query = keeper.select_rows().where(*self._reader.where(edge, filters))
+                rows += [dict(r) for r in conn.execute(query).mappings()]
+            out.append(([r for r in rows if isinstance(r.get("timestamp"), datetime) and r.get("model") is not None],
+                        sign))
+        return out
 
     @staticmethod
-    def _edge_users(keeper: Rollup, rows: Sequence[dict[str, Any]]) -> Users:
-        """Interactions per ``(None, key, username)`` of the edges' rows (the shape :meth:`_users` reads)."""
+    def _edge_users(keeper: Rollup, signed: Sequence[tuple[list[dict[str, Any]], int]]) -> Users:
+        """Interactions per ``(None, key, username)`` of the edges' rows, taken-out rows negative (the shape
+        :meth:`_users` reads)."""
         users: Users = {}
         names = keeper.names
-        for row in rows:
-            user = row.get("username")
-            if user is not None:
-                slot = (None, tuple(map(row.get, names)), str(user))
-                users[slot] = users.get(slot, 0) + 1
+        for rows, sign in signed:
+            for row in rows:
+                user = row.get("username")
+                if user is not None:
+                    slot = (None, tuple(map(row.get, names)), str(user))
+                    users[slot] = users.get(slot, 0) + sign
         return users
 
     def _users(self, conn: Connection, plan: Plan, edge_users: Users, *, per: str | None = None) -> dict[Any, int]:
@@ -279,7 +291,8 @@ class RollupReads:
                 group = sa.null()
             where = [users.c.bucket >= segment.first, users.c.bucket < segment.last,
                      *[users.c[name] == value for name, value in plan.equal]]
-            selects.append(sa.select(group.label("g"), users.c.username.label("username")).where(*where))
+            selects.append(sa.select(group.label("g"), users.c.username.label("username"),
+                                     (users.c.n * segment.sign).label("n")).where(*where))
         # UNION ALL, GROUP BY (g, username), then COUNT(*) per g: the grouping hashes where COUNT(DISTINCT)
         # sorts. The overview's ~28k (bucket, user) rows: PostgreSQL 27 ms vs 86 ms with COUNT(DISTINCT)
         # (74 ms with UNION), SQLite 35 vs 89 ms (1M rows, 7 days, median of 5, load ~8).
@@ -292,8 +305,22 @@ class RollupReads:
                 return None
             return dims[0] if index == 0 else json.dumps(dims[index])
 
-        pairs = {(key(k[1]), k[2]) for k, n in edge_users.items() if n > 0}
         counts: dict[Any, int] = {}
+        if plan.minus or any(segment.sign < 0 for segment in plan.segments):
+            # Buckets taken out (rollup_plan.pieces; only where names compare as in Python): a user counts
+            # when their net interactions are above 0, the whole buckets' nets added to the edges' here.
+            nets: dict[tuple[Any, Any], int] = {}
+            net = (sa.select(union.c.g, union.c.username, sa.func.sum(union.c.n))
+                   .where(union.c.username.is_not(None)).group_by(union.c.g, union.c.username))
+            for g, user, n in conn.execute(net):
+                nets[(g, user)] = int(n or 0)
+            for k, n in edge_users.items():
+                nets[(key(k[1]), k[2])] = nets.get((key(k[1]), k[2]), 0) + n
+            for (g, _), n in nets.items():
+                if n > 0:
+                    counts[g] = counts.get(g, 0) + 1
+            return self._decoded(counts, index)
+        pairs = {(key(k[1]), k[2]) for k, n in edge_users.items() if n > 0}
         if pairs and conn.dialect.name in _EXACT_TEXT:
             # The edges' users join the whole buckets' distinct (g, user) pairs here, in one pass over the
             # users tables: the pairs are the distinct users (per group), ~2k a page here. Asking the
@@ -335,30 +362,30 @@ class RollupReads:
         return field == "model" or not plan.equal
 
     def _grouped(self, conn: Connection, plan: Plan, keys: Sequence[str], *, model: bool = False,
-                 summed: Sequence[str] = SUMMED) -> list[sa.RowMapping]:
+                 summed: Sequence[str] = SUMMED) -> list[tuple[int, sa.RowMapping]]:
         """Every segment's sums of ``summed`` grouped by the rollup fields (or ``bucket``) ``keys`` (one list, not
-        added up); ``model``: from the per-model tables (see :meth:`_by_model`)."""
-        out: list[sa.RowMapping] = []
-        for rollup, _, where in self._parts(plan, model=model):
+        added up), each with its segment's sign; ``model``: from the per-model tables (see :meth:`_by_model`)."""
+        out: list[tuple[int, sa.RowMapping]] = []
+        for rollup, _, where, sign in self._parts(plan, model=model):
             columns = [rollup.c[k] for k in keys]
             sums = [sa.func.sum(rollup.c[n]).label(n) for n in summed]
-            out += conn.execute(sa.select(*columns, *sums).where(*where).group_by(*columns)).mappings().all()
+            rows = conn.execute(sa.select(*columns, *sums).where(*where).group_by(*columns)).mappings().all()
+            out += [(sign, row) for row in rows]
         return out
 
     def _merged_here(self, conn: Connection, plan: Plan, group: str | None) -> dict[tuple[Any, str], Sketch]:
         """The whole buckets' sketches per group, fetched as texts and merged in Python (from the
         per-model tables where they answer: ~500 texts a 7-day page at 1M rows instead of ~15k)."""
-        texts: dict[tuple[Any, str], list[str | None]] = {}
-        for rollup, _, where in self._parts(plan, model=self._by_model(plan, group)):
+        texts: dict[tuple[Any, str, int], list[str | None]] = {}
+        for rollup, _, where, sign in self._parts(plan, model=self._by_model(plan, group)):
             gkey = [rollup.c[group].label("g")] if group is not None else [sa.null().label("g")]
             query = sa.select(*gkey, rollup.c.duration_sketch, rollup.c.ttft_sketch).where(*where, rollup.c.timed > 0)
             for row in conn.execute(query):
-                texts.setdefault((row[0], _SKETCHES[0]), []).append(row[1])
-                texts.setdefault((row[0], _SKETCHES[1]), []).append(row[2])
+                texts.setdefault((row[0], _SKETCHES[0], sign), []).append(row[1])
+                texts.setdefault((row[0], _SKETCHES[1], sign), []).append(row[2])
         merged: dict[tuple[Any, str], Sketch] = {}
-        for key, found in texts.items():
-            merged[key] = Sketch()
-            merged[key].merge_texts(found)
+        for (g, name, sign), found in sorted(texts.items(), key=lambda kv: -kv[0][2]):   # added, then taken out
+            merged.setdefault((g, name), Sketch()).merge_texts(found, sign)
         return merged
 
     # -- answers -----------------------------------------------------------------------------------
@@ -384,14 +411,14 @@ class RollupReads:
             # The sums from the per-model tables, and from the full keys only what they alone hold (the
             # interactions with status 'ok', which tenants) as one narrow sum: the full keys are ~100x the
             # model keys here (model x tenant x status x language).
-            for row in self._grouped(conn, plan, [field] if field is not None else [], model=True):
-                slot(row[field] if field is not None else None).add_sums(None, None, row)
-            for row in self._grouped(conn, plan, keys, summed=("interactions",)):
+            for sign, row in self._grouped(conn, plan, [field] if field is not None else [], model=True):
+                slot(row[field] if field is not None else None).add_sums(None, None, row, sign)
+            for sign, row in self._grouped(conn, plan, keys, summed=("interactions",)):
                 slot(row[field] if field is not None else None).add_key(row["status"], row["tenant_id"],
-                                                                         row["interactions"])
+                                                                         sign * int(row["interactions"] or 0))
         else:
-            for row in self._grouped(conn, plan, keys):
-                slot(row[field] if field is not None else None).add_sums(row["status"], row["tenant_id"], row)
+            for sign, row in self._grouped(conn, plan, keys):
+                slot(row[field] if field is not None else None).add_sums(row["status"], row["tenant_id"], row, sign)
         if percentiles:
             # Merged in Python: PostgreSQL unnesting the texts and summing per bucket key was measured only
             # ~15 % faster (1M rows, 83k quarter-hour rows in 7 days), not worth a second path.
@@ -403,18 +430,19 @@ class RollupReads:
         # The edges' rows added up per group, not per rollup key: at 10M rows the edges' ~1,100 rows held
         # ~1,100 keys (model x tenant x status x language), each its own aggregate and sketch merge
         # (the page 227 -> 176 ms, PostgreSQL, median of 5).
-        rows = self._edge_list(conn, keeper, plan, filters)
-        per: dict[Any, list[dict[str, Any]]] = {}
-        for edge_row in rows:
-            per.setdefault(edge_row.get(field) if field is not None else None, []).append(edge_row)
-        for value, group_rows in per.items():
-            agg = Aggregate()
-            agg.add_rows(group_rows)
-            t = slot(value)
-            t.add_aggregate(None, None, agg)
-            for edge_row in group_rows:
-                t.add_key(edge_row.get("status"), edge_row.get("tenant_id"), 1)
-        return out, self._edge_users(keeper, rows)
+        signed = self._edge_list(conn, keeper, plan, filters)
+        for rows, sign in signed:
+            per: dict[Any, list[dict[str, Any]]] = {}
+            for edge_row in rows:
+                per.setdefault(edge_row.get(field) if field is not None else None, []).append(edge_row)
+            for value, group_rows in per.items():
+                agg = Aggregate()
+                agg.add_rows(group_rows, sign)
+                t = slot(value)
+                t.add_aggregate(None, None, agg)
+                for edge_row in group_rows:
+                    t.add_key(edge_row.get("status"), edge_row.get("tenant_id"), sign)
+        return out, self._edge_users(keeper, signed)
 
     def overview(self, period: Period, plan: Plan, filters: Filters | None) -> dict[str, Any]:
         """The ``stats --json`` object of ``period`` from the rollups (``approx``: the sketch figures)."""
@@ -433,7 +461,8 @@ class RollupReads:
         of the group's field (the table under a filter other than the model)."""
         with self._reader.reading() as conn:
             totals, edge_users = self.totals(conn, plan, filters, by, percentiles=percentiles)
-            ranked = sorted(totals.items(), key=lambda kv: (-kv[1].sums["interactions"], _order(kv[0])))[:limit]
+            present = [(v, t) for v, t in totals.items() if t.sums["interactions"] > 0]   # none left: no group
+            ranked = sorted(present, key=lambda kv: (-kv[1].sums["interactions"], _order(kv[0])))[:limit]
             field = self._field(self._keeper(), by)
             if ranked and self._users_by(plan, field):
                 users = self._users(conn, plan, edge_users, per=field)
@@ -456,11 +485,12 @@ class RollupReads:
         assert field is not None   # plan() answers None for a field the rollups are not keyed by
         counts: dict[Any, int] = {}
         with self._reader.reading() as conn:
-            for row in self._grouped(conn, plan, [field], model=self._by_model(plan, field)):
-                counts[row[field]] = counts.get(row[field], 0) + int(row["interactions"] or 0)
-            edge_rows = self._edge_list(conn, keeper, plan, filters)
-        for edge_row in edge_rows:   # one interaction each: no aggregate per rollup key needed for a count
-            counts[edge_row.get(field)] = counts.get(edge_row.get(field), 0) + 1
+            for sign, row in self._grouped(conn, plan, [field], model=self._by_model(plan, field)):
+                counts[row[field]] = counts.get(row[field], 0) + sign * int(row["interactions"] or 0)
+            signed = self._edge_list(conn, keeper, plan, filters)
+        for edge_rows, sign in signed:   # one interaction each: no aggregate per rollup key needed for a count
+            for edge_row in edge_rows:
+                counts[edge_row.get(field)] = counts.get(edge_row.get(field), 0) + sign
         return counts
 
     def counts(self, plan: Plan, by: str, filters: Filters | None, *, limit: int) -> list[tuple[Any, int]]:
@@ -479,14 +509,15 @@ class RollupReads:
         user, model = keeper.columns.get("username"), keeper.columns["model"]
         if user is None:
             return None
-        edges = [self._reader.where(edge, filters) for edge in plan.edges]
+        edges = [(self._reader.where(edge, filters), sign) for periods, sign in ((plan.edges, 1), (plan.minus, -1))
+                 for edge in periods]
         with self._reader.reading() as conn:
             ranked, named = user_counts(conn, keeper, plan, edges, user, model, limit=limit)
-            total = sum(int(row["interactions"] or 0) for row in self._grouped(
+            total = sum(sign * int(row["interactions"] or 0) for sign, row in self._grouped(
                 conn, plan, [], model=self._by_model(plan, None), summed=("interactions",)))
-            for where in edges:
-                total += int(conn.execute(sa.select(sa.func.count()).select_from(self._reader.table)
-                                          .where(*where, model.is_not(None))).scalar_one())
+            for where, sign in edges:
+                total += sign * int(conn.execute(sa.select(sa.func.count()).select_from(self._reader.table)
+                                                 .where(*where, model.is_not(None))).scalar_one())
         if total > named:   # the interactions without a user: one group, first among equals (as _order)
             ranked = sorted([(None, total - named), *ranked], key=lambda kv: -kv[1])[:limit]
         return ranked
@@ -494,8 +525,9 @@ class RollupReads:
     def timeseries_rows(self, plan: Plan) -> list[dict[str, Any]]:
         """The whole buckets' sums per bucket (day rows only in a UTC-day plan), for
         :func:`~wonkalytics.store.periods.rebucket`."""
+        assert not plan.minus and all(s.sign > 0 for s in plan.segments), "a time series is planned unsigned"
         with self._reader.reading() as conn:
-            rows = self._grouped(conn, plan, ["bucket"], model=self._by_model(plan, None))
+            rows = [row for _, row in self._grouped(conn, plan, ["bucket"], model=self._by_model(plan, None))]
         return [{"utc_hour": r["bucket"], "quarter": 0, "error": r["errors"], "interactions": r["interactions"],
                  "aborted": r["aborted"], "prompt_tokens": r["prompt_tokens"],
                  "completion_tokens": r["completion_tokens"], "cost_usd": r["cost_usd"], "score_sum": r["score_sum"],
@@ -507,14 +539,15 @@ class RollupReads:
         keeper = self._keeper()
         counts: dict[float, int] = {}
         with self._reader.reading() as conn:
-            for rollup, _, where in self._parts(plan, model=self._by_model(plan, None)):
+            for rollup, _, where, sign in self._parts(plan, model=self._by_model(plan, None)):
                 for text in conn.scalars(sa.select(rollup.c.score_hist).where(*where, rollup.c.scored > 0)):
                     for score, n in json.loads(text or "[]"):
-                        counts[float(score)] = counts.get(float(score), 0) + int(n)
-            edge_rows = self._edge_list(conn, keeper, plan, filters)
-        for row in edge_rows:   # as Aggregate.add_rows counts a score: float, None left out
-            if (score := row.get("score")) is not None:
-                counts[float(score)] = counts.get(float(score), 0) + 1
+                        counts[float(score)] = counts.get(float(score), 0) + sign * int(n)
+            signed = self._edge_list(conn, keeper, plan, filters)
+        for edge_rows, sign in signed:   # as Aggregate.add_rows counts a score: float, None left out
+            for row in edge_rows:
+                if (score := row.get("score")) is not None:
+                    counts[float(score)] = counts.get(float(score), 0) + sign
         return {s: n for s, n in counts.items() if n > 0}
 
 

@@ -178,8 +178,9 @@ class Sketch:
         body = ",".join(f"{k}:{self.buckets[k]}" for k in sorted(self.buckets))
         return f"{_PREFIX}|{self.zeros}|{body}"
 
-    def merge_texts(self, texts: Iterable[str | None]) -> None:
-        """Add the sketches :meth:`dumps` wrote (``None`` / ``""`` add nothing), without building each one.
+    def merge_texts(self, texts: Iterable[str | None], times: int = 1) -> None:
+        """Add the sketches :meth:`dumps` wrote (``None`` / ``""`` add nothing), without building each one;
+        ``times=-1`` takes them out (buckets left at 0 are dropped).
 
         The hot loop of a percentile over many rollup rows: the bodies are joined and parsed in one go
         (one split, one ``map(int)``, pairs zipped), ~2x faster than a split per text and per item,
@@ -197,9 +198,17 @@ class Sketch:
         buckets = self.buckets
         if bodies:
             numbers = map(int, ",".join(bodies).replace(":", ",").split(","))
-            for key, n in zip(numbers, numbers, strict=True):
-                buckets[key] = buckets.get(key, 0) + n
-        self.zeros += zeros
+            if times == 1:
+                for key, n in zip(numbers, numbers, strict=True):
+                    buckets[key] = buckets.get(key, 0) + n
+            else:
+                for key, n in zip(numbers, numbers, strict=True):
+                    total = buckets.get(key, 0) + times * n
+                    if total:
+                        buckets[key] = total
+                    else:
+                        buckets.pop(key, None)
+        self.zeros += times * zeros
 
     @classmethod
     def loads(cls, text: str | None) -> Sketch:
