@@ -172,9 +172,8 @@ def _check_all(reader: ReadStore, raw: list[dict[str, Any]]) -> None:
         assert plan is not None   # answered from the rollups, the whole UTC days inside from the day level
         levels = [s.level for s in plan.segments]
         assert DAY in levels and HOUR in levels, (since, until, tz)
-        taken_out = bool(plan.minus) or any(s.sign < 0 for s in plan.segments)
-        assert QUARTER in levels or taken_out, (since, until, tz)
-        signed += taken_out
+        assert QUARTER in levels or plan.takes_out, (since, until, tz)
+        signed += plan.takes_out
         _check(reader.overview(period), _expected(_selected(raw, period, {})))
         _check(reader.overview(period, Filters(model="gpt-4o", status="ok")),
                _expected(_selected(raw, period, {"model": "gpt-4o", "status": "ok"})))

@@ -66,6 +66,15 @@ class Plan:
     minus: tuple[Period, ...] = ()
 
     @property
+    def takes_out(self) -> bool:
+        """Whether anything is taken out again (a day read as its day minus the rest)."""
+        return bool(self.minus) or any(segment.sign < 0 for segment in self.segments)
+
+    def signed_edges(self) -> list[tuple[Period, int]]:
+        """Every edge period with its sign: :attr:`edges` added (1), :attr:`minus` taken out (-1)."""
+        return [*((edge, 1) for edge in self.edges), *((edge, -1) for edge in self.minus)]
+
+    @property
     def first(self) -> datetime:
         """The start of the first whole bucket."""
         return self.segments[0].first
@@ -164,23 +173,22 @@ def pieces(since: datetime, until: datetime, levels: Sequence[Level], reach: Map
 
     segments: list[Segment] = []
     rows: list[Range] = []
+
+    def partial(first: datetime, last: datetime, a: datetime, b: datetime) -> None:
+        # [a, b), the start or the end of the day [first, last): read itself, or the day minus the rest
+        rest = (first, a) if b == last else (b, last)
+        if a < b and first >= reach[day] and cost(*rest) < cost(a, b):
+            segments.append(Segment(day, first, last))
+            side = _side(*rest, finer, reach, -1)
+        else:
+            side = _side(a, b, finer, reach, 1)
+        segments.extend(side[0])
+        rows.extend(side[1])
+
     low, high = day.ceil(since), end
-    if since < low and start >= reach[day] and cost(start, since) < cost(since, low):   # the first day, minus
-        segments.append(Segment(day, start, low))
-        side = _side(start, since, finer, reach, -1)
-    else:
-        side = _side(since, low, finer, reach, 1)
-    segments += side[0]
-    rows += side[1]
+    partial(start, low, since, low)
     segments += cover(low, high, levels, reach)
-    nxt = high + day.step
-    if high < until and high >= reach[day] and cost(until, nxt) < cost(high, until):   # the last day, minus
-        segments.append(Segment(day, high, nxt))
-        side = _side(until, nxt, finer, reach, -1)
-    else:
-        side = _side(high, until, finer, reach, 1)
-    segments += side[0]
-    rows += side[1]
+    partial(high, high + day.step, high, until)
     return segments, rows
 
 

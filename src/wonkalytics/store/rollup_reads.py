@@ -248,15 +248,12 @@ class RollupReads:
                    ) -> list[tuple[list[dict[str, Any]], int]]:
         """The edges' interactions (less than 2 quarter hours at each end), each field under its canonical
         name: those to add (sign 1), and those to take out again (sign -1, :attr:`Plan.minus`)."""
-        out = []
-        for periods, sign in ((plan.edges, 1), (plan.minus, -1)):
-            rows: list[dict[str, Any]] = []
-            for edge in periods:
-                query = keeper.select_rows().where(*self._reader.where(edge, filters))
-                rows += [dict(r) for r in conn.execute(query).mappings()]
-            out.append(([r for r in rows if isinstance(r.get("timestamp"), datetime) and r.get("model") is not None],
-                        sign))
-        return out
+        rows: dict[int, list[dict[str, Any]]] = {1: [], -1: []}
+        for edge, sign in plan.signed_edges():
+            query = keeper.select_rows().where(*self._reader.where(edge, filters))
+            rows[sign] += [r for r in map(dict, conn.execute(query).mappings())
+                           if isinstance(r.get("timestamp"), datetime) and r.get("model") is not None]
+        return [(rows[1], 1), (rows[-1], -1)]
 
     @staticmethod
     def _edge_users(keeper: Rollup, signed: Sequence[tuple[list[dict[str, Any]], int]]) -> Users:
@@ -306,7 +303,7 @@ class RollupReads:
             return dims[0] if index == 0 else json.dumps(dims[index])
 
         counts: dict[Any, int] = {}
-        if plan.minus or any(segment.sign < 0 for segment in plan.segments):
+        if plan.takes_out:
             # Buckets taken out (rollup_plan.pieces; only where names compare as in Python): a user counts
             # when their net interactions are above 0, the whole buckets' nets added to the edges' here.
             nets: dict[tuple[Any, Any], int] = {}
@@ -509,8 +506,7 @@ class RollupReads:
         user, model = keeper.columns.get("username"), keeper.columns["model"]
         if user is None:
             return None
-        edges = [(self._reader.where(edge, filters), sign) for periods, sign in ((plan.edges, 1), (plan.minus, -1))
-                 for edge in periods]
+        edges = [(self._reader.where(edge, filters), sign) for edge, sign in plan.signed_edges()]
         with self._reader.reading() as conn:
             ranked, named = user_counts(conn, keeper, plan, edges, user, model, limit=limit)
             total = sum(sign * int(row["interactions"] or 0) for sign, row in self._grouped(
@@ -525,7 +521,7 @@ class RollupReads:
     def timeseries_rows(self, plan: Plan) -> list[dict[str, Any]]:
         """The whole buckets' sums per bucket (day rows only in a UTC-day plan), for
         :func:`~wonkalytics.store.periods.rebucket`."""
-        assert not plan.minus and all(s.sign > 0 for s in plan.segments), "a time series is planned unsigned"
+        assert not plan.takes_out, "a time series is planned unsigned"
         with self._reader.reading() as conn:
             rows = [row for _, row in self._grouped(conn, plan, ["bucket"], model=self._by_model(plan, None))]
         return [{"utc_hour": r["bucket"], "quarter": 0, "error": r["errors"], "interactions": r["interactions"],
