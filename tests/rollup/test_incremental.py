@@ -135,3 +135,47 @@ def test_a_table_without_rollup_tables_is_written_as_before(db_url: str, table_n
     assert store.insert_many([_row(1, 0, "a", "u", "ok", 1.0, 2.0)]) == 1
     assert store.update_where("response_id", "r-1", "score", 2.0)
     assert f"{table_name}_rollup" not in sa.inspect(store.engine).get_table_names()
+
+
+def _keyed_by_hash(table: sa.Table) -> sa.Table:
+    """``table`` as releases before 0.5 created it: keyed by ``key_hash`` alone, the bucket indexed."""
+    return sa.Table(table.name, sa.MetaData(), *[
+        sa.Column(c.name, c.type, nullable=c.nullable, primary_key=c.name == "key_hash", index=c.name == "bucket",
+                  server_default=None if c.server_default is None else c.server_default.arg)  # type: ignore[attr-defined]
+        for c in table.columns], schema=table.schema, **table.dialect_kwargs)
+
+
+def test_upgrade_rekeys_rollup_tables_keyed_by_hash_and_the_writer_keeps_them(db_url: str, table_name: str) -> None:
+    store, engine = _prepared(db_url, table_name)
+    for level in LEVELS:   # new tables: the bucket first, key_hash unique on its own
+        rollup = rollup_tables(table_name, level=level)[0]
+        assert sa.inspect(engine).get_pk_constraint(rollup.name)["constrained_columns"] == ["bucket", "key_hash"]
+    old = [rollup_tables(table_name, level=level)[0] for level in LEVELS]
+    old += [model_tables(table_name, level=level)[0] for level in LEVELS]
+    with engine.begin() as conn:   # every keyed table as an earlier release left it
+        for target in old:
+            target.drop(conn)
+            _keyed_by_hash(target).create(conn)
+    rollup_keeper.forget(store.table)
+    rows = [_row(n, n * 11, "a" if n % 3 else "b", f"u{n % 5}", "ok" if n % 4 else "error", None, 3.0 * n)
+            for n in range(60)]
+    store.insert_many(rows[:30])
+    kept = _snapshot(engine, table_name)
+    plan = next(p for p in upgrade(engine, table_name) if p.step == "m011_rollup_bucket_first")
+    inspector = sa.inspect(engine)
+    keys = [inspector.get_pk_constraint(t.name)["constrained_columns"] for t in old]
+    if engine.dialect.name == "mysql":   # InnoDB keeps rows in key order: re-keyed, one ALTER a table
+        assert len(plan.statements) == len(old) and keys == [["bucket", "key_hash"]] * len(old)
+        for target in old:
+            assert any(i["unique"] and i["column_names"] == ["key_hash"] for i in inspector.get_indexes(target.name))
+    else:   # rows in insertion order already: left as they are, still unique by key_hash
+        assert plan.statements == [] and keys == [["key_hash"]] * len(old)
+    assert _snapshot(engine, table_name) == kept   # every row kept
+    again = next(p for p in upgrade(engine, table_name) if p.step == "m011_rollup_bucket_first")
+    assert again.statements == []
+    rollup_keeper.forget(store.table)
+    store.insert_many(rows[25:])                     # the writer upserts into the re-keyed tables (5 replayed)
+    assert store.update_where("response_id", "r-7", "score", 4.0)
+    incremental = _snapshot(engine, table_name)
+    rebuild(engine, store.table)
+    assert incremental == _snapshot(engine, table_name)

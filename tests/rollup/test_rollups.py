@@ -42,22 +42,23 @@ def _exact_quantile(values: list[float], q: float) -> float:
 def test_upgrade_creates_the_rollup_tables_once(db_url: str, table_name: str) -> None:
     engine, _ = _seed(db_url, table_name)
     plans = {p.step: p for p in upgrade(engine, table_name)}
-    assert len(plans["m007_rollup_tables"].statements) == 3   # two tables and the bucket index
+    assert len(plans["m007_rollup_tables"].statements) == 2   # two tables (keyed by the bucket first: no index)
     names = set(sa.inspect(engine).get_table_names())
     assert {f"{table_name}_rollup", f"{table_name}_rollup_users"} <= names
-    # the day level, the per-model tables (3 indexed: 3 more statements) and the users per tenant / status
-    assert len(plans["m008_rollup_levels"].statements) == 13
+    # the day level, the per-model tables and the users per tenant / status
+    assert len(plans["m008_rollup_levels"].statements) == 10
     assert {f"{table_name}_rollup_day", f"{table_name}_rollup_day_users", f"{table_name}_rollup_model",
             f"{table_name}_rollup_day_model_users", f"{table_name}_rollup_day_by_status_users",
             f"{table_name}_rollup_by_tenant_id_users"} <= set(sa.inspect(engine).get_table_names())
-    # the hour level: full keys and per model (2 indexed), users, per model and per tenant / status
-    assert len(plans["m010_rollup_hours"].statements) == 8
+    # the hour level: full keys and per model, users, per model and per tenant / status
+    assert len(plans["m010_rollup_hours"].statements) == 6
     assert {f"{table_name}_rollup_hour", f"{table_name}_rollup_hour_users", f"{table_name}_rollup_hour_model",
             f"{table_name}_rollup_hour_model_users", f"{table_name}_rollup_hour_by_status_users",
             f"{table_name}_rollup_hour_by_tenant_id_users"} <= set(sa.inspect(engine).get_table_names())
     again = {p.step: p for p in upgrade(engine, table_name)}
     assert again["m007_rollup_tables"].statements == [] and again["m008_rollup_levels"].statements == []
     assert again["m010_rollup_hours"].statements == []
+    assert plans["m011_rollup_bucket_first"].statements == []   # created keyed by the bucket first
 
 
 def test_the_catalogue_and_the_probes_agree_on_which_rollups_exist(db_url: str, table_name: str,
@@ -97,6 +98,14 @@ def test_rollup_ddl_compiles_for_sql_server() -> None:
     plan = next(p for p in plan_upgrade(table, mssql.dialect()) if p.step == "m007_rollup_tables")
     assert "CREATE TABLE t_rollup (" in plan.statements[0] and "DATETIME2" in plan.statements[0]
     assert "IF NOT EXISTS" not in plan.statements[0]
+    assert "PRIMARY KEY (bucket, key_hash)" in plan.statements[0] and "UNIQUE (key_hash)" in plan.statements[0]
+    # a rollup table of an earlier release, keyed by key_hash alone: re-keyed, clustered by the bucket first
+    table.info["rollup_keys"] = {"t_rollup_hour": ("PK__t_rollup__1", ["key_hash"], False),
+                                 "t_rollup": (None, ["bucket", "key_hash"], True)}
+    rekey = next(p for p in plan_upgrade(table, mssql.dialect()) if p.step == "m011_rollup_bucket_first")
+    assert rekey.statements == ["ALTER TABLE t_rollup_hour DROP CONSTRAINT [PK__t_rollup__1]",
+                                "ALTER TABLE t_rollup_hour ADD PRIMARY KEY CLUSTERED (bucket, key_hash)",
+                                "ALTER TABLE t_rollup_hour ADD UNIQUE (key_hash)"]
 
 
 def test_rebuild_equals_sql_over_the_raw_rows(db_url: str, table_name: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from tests.store.helpers import run_sql
 from typer.testing import CliRunner
@@ -98,4 +99,30 @@ def test_a_team_table_gets_columns_added_and_its_own_columns_untouched(
         with engine.begin() as conn:
             conn.execute(sa.text(f"DELETE FROM {MIGRATIONS_TABLE} WHERE table_name = :t"), {"t": table_name})
     finally:
+        engine.dispose()
+
+
+def test_upgrade_steps_may_run_longer_than_the_statement_timeout(
+    db_url: str, table_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ALTER over millions of rows takes minutes (MariaDB's FULLTEXT index over 1M rows was cut off at
+    the 30 s reads and writes may take): the steps run under MIGRATION_STATEMENT_TIMEOUT instead."""
+    from wonkalytics.store import migrations
+
+    kind = sa.make_url(db_url).get_backend_name()
+    slow = {"postgresql": "SELECT pg_sleep(2.5)", "mysql": "SELECT SLEEP(2.5)"}.get(kind)
+    if slow is None:
+        pytest.skip("SQLite has no statement timeout to outlast")
+    step = migrations.Step("m999_slow", "a long statement", lambda table, dialect: migrations.Plan("m999_slow", [slow]))
+    monkeypatch.setattr(migrations, "STEPS", (*migrations.STEPS, step))
+    monkeypatch.setenv("WONKALYTICS_STATEMENT_TIMEOUT", "1")
+    runner = CliRunner()
+    try:
+        result = runner.invoke(app, ["init", "--upgrade", "--database-url", db_url, "--table", table_name])
+        assert result.exit_code == 0, result.output
+        assert "m999_slow: applied" in result.output
+    finally:
+        engine = sa.create_engine(db_url)
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DELETE FROM {MIGRATIONS_TABLE} WHERE table_name = :t"), {"t": table_name})
         engine.dispose()

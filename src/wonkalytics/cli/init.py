@@ -55,7 +55,7 @@ def init(
         settings = load_settings(database_url=database_url, table=table)
         store = TableStore.from_settings(settings, create=False)
         if upgrade:
-            _upgrade(console, store, settings.column_map, print_sql=print_sql)
+            _upgrade(console, _for_ddl(store), settings.column_map, print_sql=print_sql)
             return
         if views:
             _views(console, store, settings.column_map, print_sql=print_sql, dialect=dialect)
@@ -67,11 +67,20 @@ def init(
             return
         created = store.create_table()
         if created:
-            _search_index(console, store, settings.column_map)
+            _search_index(console, _for_ddl(store), settings.column_map)
     except WonkalyticsError as exc:
         fail(describe(exc))
     state = "created" if created else "already exists"
     console.print(Text.assemble("table ", (settings.table, "bold"), f" {state} in {settings.safe_url()}"))
+
+
+def _for_ddl(store: TableStore) -> TableStore:
+    """The same table on an engine whose statements may take as long as a migration step needs
+    (:data:`~wonkalytics.store.migrations.MIGRATION_STATEMENT_TIMEOUT`, not the reads' and writes' limit)."""
+    from wonkalytics.store.migrations import MIGRATION_STATEMENT_TIMEOUT
+
+    return TableStore(store.url, store.name, create=False, connect_timeout=store.connect_timeout,
+                      statement_timeout=max(store.statement_timeout, MIGRATION_STATEMENT_TIMEOUT))
 
 
 def _search_index(console: Console, store: TableStore, column_map: dict[str, str]) -> None:

@@ -4,8 +4,10 @@ Three levels (see :mod:`wonkalytics.store.rollup_model`): per UTC quarter hour (
 ``<table>_rollup_users``), per UTC hour (``<table>_rollup_hour``, ...) and per UTC day
 (``<table>_rollup_day``, ``<table>_rollup_day_users``),
 each keyed by bucket x model x tenant_id x status x the app fields the team names, and addressed by
-``key_hash`` (SHA-256 of the key: a primary key of several long text columns does not fit MariaDB's
-3072-byte index limit, and the hash keeps NULL apart from ``''``). Each row carries exact, additive
+``key_hash`` (SHA-256 of the key, unique: a primary key of several long text columns does not fit
+MariaDB's 3072-byte index limit, and the hash keeps NULL apart from ``''``); the primary key is
+``(bucket, key_hash)``, so where a table's rows lie in its key's order (InnoDB, SQL Server) a period's
+rows are neighbours (``init --upgrade`` step ``m011_rollup_bucket_first``). Each row carries exact, additive
 figures (interactions, errors, aborted, token and cost sums, score count/sum and an exact score
 histogram ``{score: count}`` from which min/max follow even after a score is taken out), and
 :class:`~wonkalytics.store.sketch.Sketch` texts of ``duration_ms`` and ``ttft_ms`` (percentiles
