@@ -328,16 +328,21 @@ class RollupReads:
             for g, _ in pairs:
                 counts[g] = counts.get(g, 0) + 1
             return self._decoded(counts, index)
-        inner = grouped.subquery()
-        counted = sa.select(inner.c.g, sa.func.count().label("n")).group_by(inner.c.g)
+        # A collation that folds case (MariaDB's utf8mb4_unicode_ci, SQL Server's default) decides which names
+        # are one user, so the database counts. COUNT(DISTINCT) here, not the grouping above: MariaDB writes
+        # the grouped pairs to a temporary table on disk (2 varchar(255) keys are ~2 KB a row in memory),
+        # stats --by model's ~57k (bucket, model, user) rows 572 -> 134 ms (1M rows, median of 5).
+        counted = (sa.select(union.c.g, sa.func.count(sa.distinct(union.c.username)).label("n"))
+                   .where(union.c.username.is_not(None)).group_by(union.c.g))
         counts = {r.g: int(r.n) for r in conn.execute(counted)}
         if pairs:
-            # A collation that folds case (MariaDB's utf8mb4_unicode_ci, SQL Server's default) decides which
-            # names are one user: the database matches the edge users against the pairs it counted.
+            # The database matches the edge users against the users it counted (the condition reaches
+            # each part of the union: a few hundred rows, not the pairs).
             names = sorted({u for _, u in pairs})
             seen: set[tuple[Any, str]] = set()
             for start in range(0, len(names), 500):
-                query = sa.select(inner.c.g, inner.c.username).where(inner.c.username.in_(names[start:start + 500]))
+                query = (sa.select(union.c.g, union.c.username).distinct()
+                         .where(union.c.username.in_(names[start:start + 500])))
                 seen.update((row[0], row[1]) for row in conn.execute(query))
             for g, _ in pairs - seen:
                 counts[g] = counts.get(g, 0) + 1
