@@ -43,7 +43,7 @@ from sqlalchemy.engine import Connection
 from wonkalytics.errors import WonkalyticsError
 from wonkalytics.store.filters import Filters
 from wonkalytics.store.periods import Period
-from wonkalytics.store.rollup_counts import answers_users, user_counts
+from wonkalytics.store.rollup_counts import answers_users, distinct_users, edge_users, user_counts
 from wonkalytics.store.rollup_model import QUARTER, Aggregate, Level, Users
 from wonkalytics.store.rollup_plan import (
     APPROX,
@@ -255,105 +255,11 @@ class RollupReads:
                            if isinstance(r.get("timestamp"), datetime) and r.get("model") is not None]
         return [(rows[1], 1), (rows[-1], -1)]
 
-    @staticmethod
-    def _edge_users(keeper: Rollup, signed: Sequence[tuple[list[dict[str, Any]], int]]) -> Users:
-        """Interactions per ``(None, key, username)`` of the edges' rows, taken-out rows negative (the shape
-        :meth:`_users` reads)."""
-        users: Users = {}
-        names = keeper.names
-        for rows, sign in signed:
-            for row in rows:
-                user = row.get("username")
-                if user is not None:
-                    slot = (None, tuple(map(row.get, names)), str(user))
-                    users[slot] = users.get(slot, 0) + sign
-        return users
-
-    def _users(self, conn: Connection, plan: Plan, edge_users: Users, *, per: str | None = None) -> dict[Any, int]:
-        """Distinct users of the whole buckets (each level's users tables) and the edges, exactly: in all
-        (key None; a plan filtered by model: the per-model users tables) or per value of field ``per``
-        (the per-model or per-field users tables, see :meth:`_users_by`)."""
-        keeper = self._keeper()
-        index = keeper.names.index(per) if per is not None else None
-        selects = []
-        for segment in plan.segments:
-            if index is not None and index > 0:
-                users = keeper.by[segment.level][index]
-                group: sa.ColumnElement[Any] = users.c.value
-            elif index == 0 or plan.equal:
-                users = keeper.models[segment.level][1]
-                group = users.c.model if index == 0 else sa.null()
-            else:
-                users = keeper.tables[segment.level][1]
-                group = sa.null()
-            where = [users.c.bucket >= segment.first, users.c.bucket < segment.last,
-                     *[users.c[name] == value for name, value in plan.equal]]
-            selects.append(sa.select(group.label("g"), users.c.username.label("username"),
-                                     (users.c.n * segment.sign).label("n")).where(*where))
-        # UNION ALL, GROUP BY (g, username), then COUNT(*) per g: the grouping hashes where COUNT(DISTINCT)
-        # sorts. The overview's ~28k (bucket, user) rows: PostgreSQL 27 ms vs 86 ms with COUNT(DISTINCT)
-        # (74 ms with UNION), SQLite 35 vs 89 ms (1M rows, 7 days, median of 5, load ~8).
-        union = sa.union_all(*selects).subquery() if len(selects) > 1 else selects[0].subquery()
-        grouped = (sa.select(union.c.g, union.c.username).where(union.c.username.is_not(None))
-                   .group_by(union.c.g, union.c.username))
-
-        def key(dims: tuple[Any, ...]) -> Any:
-            if index is None:
-                return None
-            return dims[0] if index == 0 else json.dumps(dims[index])
-
-        counts: dict[Any, int] = {}
-        if plan.takes_out:
-            # Buckets taken out (rollup_plan.pieces; only where names compare as in Python): a user counts
-            # when their net interactions are above 0, the whole buckets' nets added to the edges' here.
-            nets: dict[tuple[Any, Any], int] = {}
-            net = (sa.select(union.c.g, union.c.username, sa.func.sum(union.c.n))
-                   .where(union.c.username.is_not(None)).group_by(union.c.g, union.c.username))
-            for g, user, n in conn.execute(net):
-                nets[(g, user)] = int(n or 0)
-            for k, n in edge_users.items():
-                nets[(key(k[1]), k[2])] = nets.get((key(k[1]), k[2]), 0) + n
-            for (g, _), n in nets.items():
-                if n > 0:
-                    counts[g] = counts.get(g, 0) + 1
-            return self._decoded(counts, index)
-        pairs = {(key(k[1]), k[2]) for k, n in edge_users.items() if n > 0}
-        if pairs and conn.dialect.name in _EXACT_TEXT:
-            # The edges' users join the whole buckets' distinct (g, user) pairs here, in one pass over the
-            # users tables: the pairs are the distinct users (per group), ~2k a page here. Asking the
-            # database which edge users it already counts cost two more passes returning every (bucket,
-            # user) row of those users: overview 198 -> 120 ms, by model 278 -> 150 ms (PostgreSQL, 10M
-            # rows, ~1k users in the edges, median of 5).
-            pairs.update((row[0], row[1]) for row in conn.execute(grouped))
-            for g, _ in pairs:
-                counts[g] = counts.get(g, 0) + 1
-            return self._decoded(counts, index)
-        # A collation that folds case (MariaDB's utf8mb4_unicode_ci, SQL Server's default) decides which names
-        # are one user, so the database counts. COUNT(DISTINCT) here, not the grouping above: MariaDB writes
-        # the grouped pairs to a temporary table on disk (2 varchar(255) keys are ~2 KB a row in memory),
-        # stats --by model's ~57k (bucket, model, user) rows 572 -> 134 ms (1M rows, median of 5).
-        counted = (sa.select(union.c.g, sa.func.count(sa.distinct(union.c.username)).label("n"))
-                   .where(union.c.username.is_not(None)).group_by(union.c.g))
-        counts = {r.g: int(r.n) for r in conn.execute(counted)}
-        if pairs:
-            # The database matches the edge users against the users it counted (the condition reaches
-            # each part of the union: a few hundred rows, not the pairs).
-            names = sorted({u for _, u in pairs})
-            seen: set[tuple[Any, str]] = set()
-            for start in range(0, len(names), 500):
-                query = (sa.select(union.c.g, union.c.username).distinct()
-                         .where(union.c.username.in_(names[start:start + 500])))
-                seen.update((row[0], row[1]) for row in conn.execute(query))
-            for g, _ in pairs - seen:
-                counts[g] = counts.get(g, 0) + 1
-        return self._decoded(counts, index)
-
-    @staticmethod
-    def _decoded(counts: dict[Any, int], index: int | None) -> dict[Any, int]:
-        """Counts keyed by the group's value (the per-field users tables key it as JSON)."""
-        if index is not None and index > 0:
-            return {json.loads(g): n for g, n in counts.items()}
-        return counts
+    def _users(self, conn: Connection, plan: Plan, at_edges: Users, *, per: str | None = None) -> dict[Any, int]:
+        """Distinct users of ``plan`` in all or per value of ``per`` (:func:`~wonkalytics.store.rollup_counts.
+        distinct_users`; the names compared in Python where the dialect's collation does as Python does)."""
+        return distinct_users(conn, self._keeper(), plan, at_edges, per=per,
+                              exact_text=conn.dialect.name in _EXACT_TEXT)
 
     def _users_by(self, plan: Plan, field: str | None) -> bool:
         """Whether the users tables count the distinct users per value of ``field``: the grain tables exist
@@ -444,17 +350,17 @@ class RollupReads:
                 t.add_aggregate(None, None, agg)
                 for edge_row in group_rows:
                     t.add_key(edge_row.get("status"), edge_row.get("tenant_id"), sign)
-        return out, self._edge_users(keeper, signed)
+        return out, edge_users(keeper, signed)
 
     def overview(self, period: Period, plan: Plan, filters: Filters | None) -> dict[str, Any]:
         """The ``stats --json`` object of ``period`` from the rollups (``approx``: the sketch figures)."""
         with self._reader.reading() as conn:
-            found_totals, edge_users = self.totals(conn, plan, filters, None, percentiles=True)
+            found_totals, at_edges = self.totals(conn, plan, filters, None, percentiles=True)
             totals = found_totals.get(None, Totals.empty())
             if plan.filtered and not self._by_model(plan, None):   # users by tenant/status/field: the table counts
                 users = self._reader.distinct_users(conn, period, filters).get(None, 0)
             else:
-                users = sum(self._users(conn, plan, edge_users).values())
+                users = sum(self._users(conn, plan, at_edges).values())
         return totals.shape(period, users)
 
     def groups(self, period: Period, plan: Plan, by: str, filters: Filters | None, *, limit: int,
@@ -462,12 +368,12 @@ class RollupReads:
         """The overview per value of ``by``, largest first; distinct users per group from the users tables
         of the group's field (the table under a filter other than the model)."""
         with self._reader.reading() as conn:
-            totals, edge_users = self.totals(conn, plan, filters, by, percentiles=percentiles)
+            totals, at_edges = self.totals(conn, plan, filters, by, percentiles=percentiles)
             present = [(v, t) for v, t in totals.items() if t.sums["interactions"] > 0]   # none left: no group
             ranked = sorted(present, key=lambda kv: (-kv[1].sums["interactions"], _order(kv[0])))[:limit]
             field = self._field(self._keeper(), by)
             if ranked and self._users_by(plan, field):
-                users = self._users(conn, plan, edge_users, per=field)
+                users = self._users(conn, plan, at_edges, per=field)
             else:   # filtered by more than the model: the table counts
                 users = self._reader.distinct_users(conn, period, filters, by=by) if ranked else {}
         shaped = []
