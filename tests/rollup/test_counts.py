@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -72,6 +73,14 @@ def test_which_names_are_one_user_is_the_databases_choice(db_url: str, table_nam
     rows = _rows(200, seed=15)
     for n, row in enumerate(r for r in rows if r.get("model") is not None):
         row["username"] = ("Ann", "ann", "ANN ", "Bob")[n % 4]   # one user where the collation folds case
+    # the edges of PERIODS[0] (under a quarter hour at each end, read from the table): other spellings of
+    # the whole buckets' users, and a user seen only there, twice spelt
+    edge = [datetime(2026, 3, 6, 3, 9), datetime(2026, 3, 6, 3, 12), datetime(2026, 3, 9, 17, 47),
+            datetime(2026, 3, 9, 17, 50)]
+    for n, (moment, name) in enumerate(zip(edge * 2, ("aNN", "bob ", "Zed", "zed", "BOB", "ann", "zed", "Ann"),
+                                           strict=True)):
+        rows.append({**rows[1], "event_id": f"edge{n}", "response_id": f"edge-resp-{n}", "timestamp": moment,
+                     "model": ("gpt-4o", "o3")[n % 2], "username": name})
     store.insert_many(rows)
     reader = ReadStore(db_url, table_name)
     period = make_period(*PERIODS[0])
@@ -84,6 +93,16 @@ def test_which_names_are_one_user_is_the_databases_choice(db_url: str, table_nam
                                              store.table.c.timestamp < until).group_by(user)).scalars())
     got = sorted(c["interactions"] for c in reader.counts(period, "username", limit=1000))
     assert got == want
+    # distinct users too, with the edges' spellings matched against the whole buckets' by the database
+    with store.engine.connect() as conn:
+        where = [store.table.c.timestamp >= since, store.table.c.timestamp < until]
+        distinct = int(conn.execute(sa.select(sa.func.count(sa.distinct(user))).where(*where,
+                                                                                      model.is_not(None))).scalar_one())
+        per_model = dict(conn.execute(sa.select(model, sa.func.count(sa.distinct(user)))
+                                      .where(*where, model.is_not(None)).group_by(model)).all())
+    assert reader._rollups.plan(period, None) is not None
+    assert reader.overview(period)["users"] == distinct
+    assert {g["value"]: g["users"] for g in reader.groups(period, "model")} == per_model
 
 
 def test_counts_of_rolled_up_fields_and_of_the_table(db_url: str, table_name: str) -> None:
