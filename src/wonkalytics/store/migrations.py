@@ -244,7 +244,9 @@ def _probe_rollup_keys(conn: Connection, table: sa.Table) -> dict[str, Any]:
     if conn.dialect.name not in _CLUSTERED:
         return {}
     inspector = sa.inspect(conn)
-    existing = {fold_name(n) for n in inspector.get_table_names(schema=table.schema)}
+    existing = table.info.get("existing_tables")   # listed by upgrade(); not by plan_upgrade() (--print-sql)
+    if existing is None:
+        existing = {fold_name(n) for n in inspector.get_table_names(schema=table.schema)}
     found: dict[str, tuple[str | None, list[str], bool]] = {}
     for name in _keyed_rollups(table.name, table.schema):
         if fold_name(name) not in existing:

@@ -101,13 +101,7 @@ def distinct_users(conn: Connection, keeper: Rollup, plan: Plan, at_edges: Users
                  *[users.c[name] == value for name, value in plan.equal]]
         selects.append(sa.select(group.label("g"), users.c.username.label("username"),
                                  (users.c.n * segment.sign).label("n")).where(*where))
-    # Where names compare as in Python, the distinct (g, username) pairs of a UNION ALL ... GROUP BY are
-    # counted here: the grouping hashes where COUNT(DISTINCT) sorts. The overview's ~28k (bucket, user)
-    # rows: PostgreSQL 27 ms vs 86 ms with COUNT(DISTINCT) (74 ms with UNION), SQLite 35 vs 89 ms (1M rows,
-    # 7 days, median of 5, load ~8).
     union = sa.union_all(*selects).subquery() if len(selects) > 1 else selects[0].subquery()
-    grouped = (sa.select(union.c.g, union.c.username).where(union.c.username.is_not(None))
-               .group_by(union.c.g, union.c.username))
 
     def key(dims: tuple[Any, ...]) -> Any:
         if index is None:
@@ -130,12 +124,15 @@ def distinct_users(conn: Connection, keeper: Rollup, plan: Plan, at_edges: Users
                 counts[g] = counts.get(g, 0) + 1
         return _decoded(counts, index)
     pairs = {(key(k[1]), k[2]) for k, n in at_edges.items() if n > 0}
-    if pairs and exact_text:
-        # The edges' users join the whole buckets' distinct (g, user) pairs here, in one pass over the
-        # users tables: the pairs are the distinct users (per group), ~2k a page here. Asking the
-        # database which edge users it already counts cost two more passes returning every (bucket,
-        # user) row of those users: overview 198 -> 120 ms, by model 278 -> 150 ms (PostgreSQL, 10M
-        # rows, ~1k users in the edges, median of 5).
+    if exact_text:
+        # The whole buckets' distinct (g, user) pairs from a UNION ALL ... GROUP BY (the grouping hashes
+        # where COUNT(DISTINCT) sorts: the overview's ~28k (bucket, user) rows, PostgreSQL 27 ms vs 86 ms,
+        # SQLite 35 vs 89 ms, 1M rows, 7 days, median of 5, load ~8), joined here by the edges' users in
+        # one pass: the pairs are the distinct users (per group), ~2k a page. Asking the database which
+        # edge users it already counts cost two more passes returning every (bucket, user) row of those
+        # users: overview 198 -> 120 ms, by model 278 -> 150 ms (PostgreSQL, 10M rows, ~1k edge users).
+        grouped = (sa.select(union.c.g, union.c.username).where(union.c.username.is_not(None))
+                   .group_by(union.c.g, union.c.username))
         pairs.update((row[0], row[1]) for row in conn.execute(grouped))
         for g, _ in pairs:
             counts[g] = counts.get(g, 0) + 1
@@ -145,13 +142,13 @@ def distinct_users(conn: Connection, keeper: Rollup, plan: Plan, at_edges: Users
     # the union as rows of bound parameters (a few hundred: the edges are under a quarter hour at each
     # end), so "Ann" at an edge and "ann" in a whole bucket are one user, as the table's COUNT(DISTINCT)
     # says. (Matching the edges' names against the users counted in Python took "Ann" and "ann" for two.)
-    # COUNT(DISTINCT), not the grouping above: MariaDB writes the grouped pairs to an on-disk temporary
+    # COUNT(DISTINCT), not a grouping of the grouped pairs: MariaDB writes the pairs to an on-disk temporary
     # table (2 varchar(255) keys are ~2 KB a row in memory): stats --by model's ~57k (bucket, model,
     # user) rows 572 -> 134 ms (1M rows, median of 5).
     edge_rows = [sa.select((sa.null() if g is None else sa.literal(g, sa.String())).label("g"),
                            sa.literal(user, sa.String()).label("username"), sa.literal(1).label("n"))
                  for g, user in sorted(pairs, key=lambda pair: (str(pair[0]), pair[1]))]
-    every = sa.union_all(*selects, *edge_rows).subquery() if len(selects) + len(edge_rows) > 1 else union
+    every = sa.union_all(*selects, *edge_rows).subquery() if edge_rows else union
     counted = (sa.select(every.c.g, sa.func.count(sa.distinct(every.c.username)).label("n"))
                .where(every.c.username.is_not(None)).group_by(every.c.g))
     counts = {r.g: int(r.n) for r in conn.execute(counted)}

@@ -258,8 +258,9 @@ class RollupReads:
     def _users(self, conn: Connection, plan: Plan, at_edges: Users, *, per: str | None = None) -> dict[Any, int]:
         """Distinct users of ``plan`` in all or per value of ``per`` (:func:`~wonkalytics.store.rollup_counts.
         distinct_users`; the names compared in Python where the dialect's collation does as Python does)."""
-        return distinct_users(conn, self._keeper(), plan, at_edges, per=per,
-                              exact_text=conn.dialect.name in _EXACT_TEXT)
+        found = self.found()
+        assert found is not None
+        return distinct_users(conn, found.keeper, plan, at_edges, per=per, exact_text=found.exact_text)
 
     def _users_by(self, plan: Plan, field: str | None) -> bool:
         """Whether the users tables count the distinct users per value of ``field``: the grain tables exist
